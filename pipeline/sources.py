@@ -1,0 +1,394 @@
+"""Where a dataset's dump comes from, and the verified copy of it under ``data/<ds>/raw/``.
+
+Source resolution (:func:`resolve_source`), in order:
+
+1. ``source`` given (``--source`` / ``crawl.source``): a local directory or file is used as is; a
+   ``http(s)://`` or ``file://`` URL is downloaded into the cache (``$VLKGE_CACHE``, else
+   ``~/.cache/vlkge``) and checked against the adapter's pinned sha256 when the URL names the
+   pinned file.
+2. ``$VLKGE_DATA_MIRROR/<dataset>`` when that variable is set (``<dataset>`` as given, as its
+   directory slug, or with ``-`` read as ``_``).
+3. The adapter's public URL, checked against its pinned sha256.
+
+Archives (``.zip``, ``.tar``, ``.tar.gz``, ``.tgz``, ``.tar.bz2``, ``.tar.xz``) are unpacked
+next to the download and the directory is returned.
+
+:func:`crawl_files` copies the inputs into ``raw/`` (hardlink when possible), records each file's
+sha256 in ``raw/manifest.json`` (written last, atomically) and skips files unchanged since the
+previous crawl (same size and mtime as recorded), so a re-crawl is quick and idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tarfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from vlkge.errors import InputError, SourceError
+from vlkge.fileio import atomic_path, sha256_file, write_json_atomic
+from vlkge.paths import dataset_slug
+
+log = logging.getLogger("vlkge.pipeline")
+
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+URL_SCHEMES = ("http://", "https://", "file://")
+_ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def resolve_source(dataset: str, source: str | None, pinned: Mapping[str, Any] | None) -> Path:
+    """The local path of ``dataset``'s dump (see the module docstring for the order).
+
+    ``pinned`` is the adapter's public source: ``{"url": str, "sha256": str | None}`` (either may
+    be absent). Raises :class:`SourceError` naming the path or URL and what to do.
+    """
+    pinned = dict(pinned or {})
+    if source:
+        source = str(source)
+        if is_url(source):
+            return download(source, sha256=_pin_for(source, pinned))
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise SourceError(
+                "source not found",
+                path=path,
+                hint="pass an existing directory or file, or a http(s):// URL",
+            )
+        return path
+    mirror = os.environ.get("VLKGE_DATA_MIRROR")
+    if mirror:
+        candidates = [Path(mirror).expanduser() / name for name in mirror_names(dataset)]
+        for candidate in candidates:
+            if candidate.exists():
+                return candidate
+        tried = ", ".join(str(c) for c in candidates)
+        raise SourceError(
+            f"$VLKGE_DATA_MIRROR is set but holds no {dataset!r} (tried {tried})",
+            path=candidates[0],
+            hint=f"put the {dataset} dump there, pass --source DIR, or unset VLKGE_DATA_MIRROR",
+        )
+    url = pinned.get("url")
+    if not url:
+        raise SourceError(
+            f"dataset {dataset!r} has no public URL",
+            key="crawl.source",
+            hint="pass --source DIR (or set crawl.source), or set VLKGE_DATA_MIRROR to a "
+            f"directory holding {dataset_slug(dataset)}/",
+        )
+    return download(str(url), sha256=pinned.get("sha256"))
+
+
+def is_url(source: str) -> bool:
+    return source.lower().startswith(URL_SCHEMES)
+
+
+def mirror_names(dataset: str) -> list[str]:
+    """Directory names tried under ``$VLKGE_DATA_MIRROR``: as given, slug, slug with ``_``."""
+    slug = dataset_slug(dataset)
+    names = [dataset, slug, slug.replace("-", "_")]
+    return list(dict.fromkeys(names))
+
+
+def _pin_for(url: str, pinned: Mapping[str, Any]) -> str | None:
+    """The pinned sha256 when ``url`` names the same file as the public URL (e.g. a mirror)."""
+    public, sha = pinned.get("url"), pinned.get("sha256")
+    if not sha:
+        return None
+    if public is None or _url_name(url) == _url_name(str(public)):
+        return str(sha)
+    return None
+
+
+def _url_name(url: str) -> str:
+    name = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name
+    return name or "download"
+
+
+def cache_dir() -> Path:
+    """Download cache: ``$VLKGE_CACHE``, else ``$XDG_CACHE_HOME/vlkge``, else ``~/.cache/vlkge``."""
+    if os.environ.get("VLKGE_CACHE"):
+        return Path(os.environ["VLKGE_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "vlkge"
+
+
+# --------------------------------------------------------------------------- download
+
+
+def download(url: str, *, sha256: str | None = None, dest_dir: Path | None = None) -> Path:
+    """Download ``url`` into the cache (temp file, then rename) and return the local path.
+
+    A cached copy with the right hash is reused. With ``sha256`` given, a download with another
+    hash is deleted and a :class:`SourceError` names the file, both hashes and what to do.
+    Archives are unpacked and the directory returned.
+    """
+    name = _url_name(url)
+    url_key = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+    target = (dest_dir or cache_dir() / "downloads" / url_key) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not (target.is_file() and (sha256 is None or sha256_file(target) == sha256)):
+        _fetch(url, target, sha256)
+    if name.lower().endswith(_ARCHIVE_SUFFIXES):
+        return _unpack(target)
+    return target
+
+
+def _fetch(url: str, target: Path, sha256: str | None) -> None:
+    log.info("downloading %s", url)
+    try:
+        with atomic_path(target) as tmp:
+            try:
+                response = urllib.request.urlopen(url, timeout=60)
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                reason = getattr(exc, "reason", exc)
+                raise SourceError(
+                    f"cannot download {url} ({reason})",
+                    hint="check the URL and the network, or download the file yourself and pass "
+                    "--source PATH, or set VLKGE_DATA_MIRROR",
+                ) from None
+            with response, open(tmp, "wb") as out:
+                total = response.headers.get("Content-Length")
+                with tqdm(
+                    total=int(total) if total and total.isdigit() else None,
+                    unit="B",
+                    unit_scale=True,
+                    desc=target.name,
+                    disable=None,
+                    file=sys.stderr,
+                ) as bar:
+                    while chunk := response.read(1 << 20):
+                        out.write(chunk)
+                        bar.update(len(chunk))
+            if sha256 is not None:
+                got = sha256_file(tmp)
+                if got != sha256:
+                    raise SourceError(
+                        f"sha256 mismatch for {target.name} downloaded from {url}: "
+                        f"expected {sha256}, got {got}",
+                        path=target,
+                        hint="the download is corrupt or the file changed upstream; retry, or "
+                        "download it yourself, check it, and pass --source PATH",
+                    )
+    except OSError as exc:
+        raise SourceError(f"cannot download {url} ({exc})", path=target) from None
+
+
+def _unpack(archive: Path) -> Path:
+    """Unpack ``archive`` once into a sibling directory; return it (or its single subfolder)."""
+    base = archive.name
+    for suffix in _ARCHIVE_SUFFIXES:
+        if base.lower().endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    out = archive.with_name(f"{base}.unpacked")
+    stamp = out / ".vlkge-archive-sha256"
+    digest = sha256_file(archive)
+    if not (stamp.is_file() and stamp.read_text().strip() == digest):
+        with atomic_path(out) as tmp:
+            tmp.mkdir()
+            try:
+                if tarfile.is_tarfile(archive):
+                    with tarfile.open(archive) as tar:
+                        if hasattr(tarfile, "data_filter"):
+                            tar.extractall(tmp, filter="data")
+                        else:  # pragma: no cover - python without extraction filters
+                            _check_members(archive, tar.getnames())
+                            tar.extractall(tmp)
+                else:
+                    import zipfile
+
+                    with zipfile.ZipFile(archive) as zf:
+                        _check_members(archive, zf.namelist())
+                        zf.extractall(tmp)
+            except (tarfile.TarError, OSError, ValueError) as exc:
+                raise SourceError(f"cannot unpack archive ({exc})", path=archive) from None
+            (tmp / stamp.name).write_text(digest + "\n")
+    entries = [p for p in out.iterdir() if p.name != stamp.name]
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() else out
+
+
+def _check_members(archive: Path, names: Iterable[str]) -> None:
+    for name in names:
+        if name.startswith(("/", "\\")) or ".." in Path(name).parts:
+            raise SourceError(f"archive member {name!r} escapes the archive", path=archive)
+
+
+# --------------------------------------------------------------------------- raw copy
+
+
+def copy_verified(
+    src_file: str | Path, dst_file: str | Path, *, known: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Copy ``src_file`` to ``dst_file`` (hardlink, else copy; atomic) and hash the copy.
+
+    Returns ``{path, sha256, bytes, mtime_ns}``. ``known`` is the file's entry from the previous
+    manifest: when ``dst_file`` still has the size and mtime recorded there and ``src_file`` has
+    the same, nothing is copied or hashed again.
+    """
+    src, dst = Path(src_file), Path(dst_file)
+    try:
+        st = src.stat()
+    except OSError:
+        raise SourceError("input file missing or unreadable", path=src) from None
+    if not src.is_file():
+        raise SourceError("input is not a regular file", path=src)
+    if dst.is_file():
+        dt = dst.stat()
+        unchanged = (dt.st_size, dt.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+        if (
+            unchanged
+            and known
+            and known.get("sha256")
+            and (known.get("bytes"), known.get("mtime_ns")) == (st.st_size, st.st_mtime_ns)
+        ):
+            return _entry(dst, str(known["sha256"]), st)
+        if os.path.samefile(src, dst):
+            return _entry(dst, sha256_file(dst), st)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dst) as tmp:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copy2(src, tmp)
+    return _entry(dst, sha256_file(dst), dst.stat())
+
+
+def _entry(path: Path, sha: str, st: os.stat_result) -> dict[str, Any]:
+    return {"path": str(path), "sha256": sha, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def crawl_files(
+    raw_dir: str | Path,
+    files: Iterable[tuple[Path, str, str]],
+    *,
+    dataset: str,
+    source: str | Path,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Copy ``files`` — ``(src, relative destination, kind)``, kind ``table`` or ``image`` —
+    into ``raw_dir``, drop files the previous crawl wrote that are no longer inputs, and write
+    ``raw_dir/manifest.json`` last. Returns the manifest.
+    """
+    raw = Path(raw_dir)
+    raw.mkdir(parents=True, exist_ok=True)
+    previous = _load_manifest(raw)
+    known = {f["path"]: f for f in previous.get("files", [])}
+    by_rel: dict[str, tuple[Path, str, str]] = {}
+    for src, rel, kind in files:
+        if rel in by_rel and by_rel[rel][0] != Path(src):
+            raise SourceError(
+                f"two inputs would be copied to raw/{rel}: {by_rel[rel][0]} and {src}",
+                hint="rename one of them",
+            )
+        by_rel[rel] = (Path(src), rel, kind)
+    items = sorted(by_rel.values(), key=lambda item: item[1])
+    # No manifest while raw/ is being changed: a crawl that stops half-way leaves none.
+    (raw / MANIFEST).unlink(missing_ok=True)
+    entries = []
+    for src, rel, kind in tqdm(items, desc="crawl", unit="file", disable=None, file=sys.stderr):
+        _check_relative(rel)
+        entry = copy_verified(src, raw / rel, known=known.get(rel))
+        entries.append({**entry, "path": rel, "kind": kind, "from": str(src)})
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "dataset": dataset,
+        "source": str(source),
+        **dict(extra or {}),
+        "files": entries,
+    }
+    write_json_atomic(raw / MANIFEST, manifest)
+    current = {e["path"] for e in entries}
+    for rel in sorted(set(known) - current):
+        stale = raw / rel
+        if stale.is_file():
+            stale.unlink()
+            _prune_empty_dirs(stale.parent, raw)
+    return manifest
+
+
+def _check_relative(rel: str) -> None:
+    parts = Path(rel).parts
+    if not parts or Path(rel).is_absolute() or ".." in parts or rel == MANIFEST:
+        raise ValueError(f"raw file path must be relative and inside raw/: {rel!r}")
+
+
+def _prune_empty_dirs(folder: Path, root: Path) -> None:
+    while folder != root and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
+
+
+def _load_manifest(raw: Path) -> dict[str, Any]:
+    path = raw / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def read_manifest(raw_dir: str | Path) -> dict[str, Any]:
+    """The crawl manifest of ``raw_dir``; checks every listed file is still there with the size
+    and mtime recorded (raw files may be hardlinks to the source: an in-place edit shows)."""
+    raw = Path(raw_dir)
+    path = raw / MANIFEST
+    if not path.is_file():
+        raise InputError(
+            "no crawled inputs here (manifest.json missing)",
+            path=raw,
+            hint="run `vlkge crawl` for this dataset first",
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        msg = f"unreadable manifest ({exc})"
+        raise InputError(msg, path=path, hint="re-run `vlkge crawl`") from None
+    for entry in manifest.get("files", []):
+        file = raw / entry["path"]
+        st = file.stat() if file.is_file() else None
+        if st is None or st.st_size != entry["bytes"] or st.st_mtime_ns != entry["mtime_ns"]:
+            raise InputError(
+                "raw file missing or changed since crawl",
+                path=file,
+                hint="re-run `vlkge crawl` for this dataset",
+            )
+    return manifest
+
+
+def manifest_inputs(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``meta.json`` records about the inputs: table sha256s, image count, manifest digest."""
+    files = manifest.get("files", [])
+    digest = hashlib.sha256(
+        json.dumps([(f["path"], f["sha256"]) for f in files]).encode("utf-8")
+    ).hexdigest()
+    return {
+        "source": manifest.get("source"),
+        "files": {f["path"]: f["sha256"] for f in files if f.get("kind") != "image"},
+        "images": sum(1 for f in files if f.get("kind") == "image"),
+        "digest": digest,
+    }
+
+
+def source_display(raw_dir: str | Path, manifest: Mapping[str, Any], rel: str) -> str:
+    """The path to name in messages about raw file ``rel``: the original input it was copied
+    from (the file the user fixes) when the manifest records one, else the raw copy."""
+    for entry in manifest.get("files", []):
+        if entry["path"] == rel and entry.get("from"):
+            return str(entry["from"])
+    return str(Path(raw_dir) / rel)

@@ -1,0 +1,57 @@
+"""Readable and machine-readable views of evaluation results."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from vlkge.evaluation import HITS_AT
+from vlkge.fileio import atomic_path
+
+_COLUMNS = ("mrr", *(f"hits@{k}" for k in HITS_AT))
+
+
+def compact_metrics(result: dict[str, Any]) -> dict[str, Any]:
+    """Overall and per-direction numbers only: what `dvc metrics diff` compares."""
+    return {
+        k: {m: result[k][m] for m in (*_COLUMNS, "count")}
+        for k in ("overall", "head", "tail")
+        if k in result
+    }
+
+
+def format_metrics(result: dict[str, Any]) -> str:
+    """A fixed-width table: overall, per direction, per relation."""
+    setup = result.get("setup", {})
+    lines = [
+        f"split {setup.get('split')} | protocol {setup.get('protocol')} | directions "
+        f"{setup.get('directions')} | ties {setup.get('ties', 'realistic')}",
+        f"{'':32s} {'MRR':>7s} {'H@1':>7s} {'H@3':>7s} {'H@10':>7s} {'n':>7s}",
+    ]
+
+    def row(label: str, m: dict[str, Any]) -> str:
+        return (
+            f"{label[:32]:32s} " + " ".join(f"{m[c]:7.4f}" for c in _COLUMNS) + f" {m['count']:7d}"
+        )
+
+    for key in ("overall", "head", "tail"):
+        if key in result:
+            lines.append(row(key, result[key]))
+    for rel, m in result.get("per_relation", {}).items():
+        lines.append(row(f"  {rel}", m))
+    return "\n".join(lines)
+
+
+def write_per_relation_csv(path: str | Path, result: dict[str, Any]) -> None:
+    """relation, direction, mrr, hits@1/3/10, count — one row per relation and direction."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["relation", "direction", *_COLUMNS, "count"])
+        for rel, m in result.get("per_relation", {}).items():
+            for direction in ("both", "head", "tail"):
+                entry = m if direction == "both" else m.get(direction)
+                if entry:
+                    writer.writerow(
+                        [rel, direction, *(f"{entry[c]:.6f}" for c in _COLUMNS), entry["count"]]
+                    )

@@ -1,0 +1,84 @@
+"""Negative sampling for sLCWA training, vectorised over a batch.
+
+Each positive (h, r, t) gets K corruptions; each corruption replaces the head (with probability
+p_r) or the tail by a uniformly drawn different entity. ``uniform``: p_r = 1/2. ``bernoulli``
+(Wang et al., 2014): p_r = tph_r / (tph_r + hpt_r), so the side with more answers is corrupted
+less often. ``filtered`` marks corruptions that are true training triples so the loss skips them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def triple_keys(triples: Tensor, num_entities: int, num_relations: int) -> Tensor:
+    """Unique int64 key per (h, r, t): [..., 3] → [...]."""
+    h, r, t = triples[..., 0], triples[..., 1], triples[..., 2]
+    return (h * num_relations + r) * num_entities + t
+
+
+def head_corruption_probability(train: Tensor, num_relations: int, mode: str) -> Tensor:
+    """Per-relation probability of corrupting the head: [R]."""
+    if mode == "uniform":
+        return torch.full((num_relations,), 0.5)
+    if mode != "bernoulli":
+        raise ValueError(f"unknown sampler {mode!r}")
+    h, r, t = train[:, 0], train[:, 1], train[:, 2]
+    probability = torch.full((num_relations,), 0.5)
+    for rel in torch.unique(r).tolist():  # one pass per relation, not per triple
+        sel = r == rel
+        heads, tails = h[sel], t[sel]
+        tph = sel.sum() / torch.unique(heads).numel()  # tails per head
+        hpt = sel.sum() / torch.unique(tails).numel()  # heads per tail
+        probability[rel] = tph / (tph + hpt)
+    return probability
+
+
+class NegativeSampler:
+    """Draws K corruptions per positive.
+
+    ``sample(batch [B, 3])`` → ``(negatives [B, K, 3], corrupt_head [B, K], keep [B, K])``
+    (the last two bool);
+    ``keep`` is False for filtered corruptions (true training triples) when ``filtered``.
+    """
+
+    def __init__(
+        self,
+        train: Tensor,
+        num_entities: int,
+        num_relations: int,
+        negatives: int,
+        mode: str = "uniform",
+        filtered: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if num_entities < 2:
+            raise ValueError("negative sampling needs at least 2 entities")
+        self.num_entities = num_entities
+        self.num_relations = num_relations
+        self.negatives = negatives
+        self.generator = generator
+        self.p_head = head_corruption_probability(train, num_relations, mode)
+        self.filtered = filtered
+        self.known = (
+            torch.sort(triple_keys(train, num_entities, num_relations)).values if filtered else None
+        )
+
+    def sample(self, batch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        b, k = batch.shape[0], self.negatives
+        gen = self.generator
+        corrupt_head = torch.rand(b, k, generator=gen) < self.p_head[batch[:, 1]].unsqueeze(1)
+        replaced = torch.where(corrupt_head, batch[:, 0:1], batch[:, 2:3])
+        # draw from N-1 entities and skip the one being replaced: never the positive itself
+        draw = torch.randint(0, self.num_entities - 1, (b, k), generator=gen)
+        draw = draw + (draw >= replaced).long()
+        negatives = batch.unsqueeze(1).expand(b, k, 3).clone()
+        negatives[..., 0] = torch.where(corrupt_head, draw, negatives[..., 0])
+        negatives[..., 2] = torch.where(corrupt_head, negatives[..., 2], draw)
+        keep = torch.ones(b, k, dtype=torch.bool)
+        if self.known is not None:
+            keys = triple_keys(negatives, self.num_entities, self.num_relations).reshape(-1)
+            pos = torch.searchsorted(self.known, keys).clamp_max(len(self.known) - 1)
+            keep = (self.known[pos] != keys).reshape(b, k)
+        return negatives, corrupt_head, keep
