@@ -345,7 +345,8 @@ def _load_manifest(raw: Path) -> dict[str, Any]:
 
 def read_manifest(raw_dir: str | Path) -> dict[str, Any]:
     """The crawl manifest of ``raw_dir``; checks every listed file is still there with the size
-    and mtime recorded (raw files may be hardlinks to the source: an in-place edit shows)."""
+    and content recorded (raw files may be hardlinks to the source: an in-place edit shows).
+    Content is re-hashed only for files whose mtime changed."""
     raw = Path(raw_dir)
     path = raw / MANIFEST
     if not path.is_file():
@@ -362,7 +363,11 @@ def read_manifest(raw_dir: str | Path) -> dict[str, Any]:
     for entry in manifest.get("files", []):
         file = raw / entry["path"]
         st = file.stat() if file.is_file() else None
-        if st is None or st.st_size != entry["bytes"] or st.st_mtime_ns != entry["mtime_ns"]:
+        changed = st is None or st.st_size != entry["bytes"]
+        if not changed and st.st_mtime_ns != entry["mtime_ns"]:
+            # a new mtime alone (DVC checkout, a copy) is fine when the content is the same
+            changed = sha256_file(file) != entry["sha256"]
+        if changed:
             raise InputError(
                 "raw file missing or changed since crawl",
                 path=file,

@@ -193,6 +193,9 @@ def evaluate(
         None, "--directions", help="both | tail (default: meta.json)"
     ),
     dataset: str | None = typer.Option(None, "--dataset", help="Dataset of a run given by name."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Full results JSON (default: <run>/eval_<split>_<protocol>.json)."
+    ),
     metrics: Path | None = typer.Option(
         None, "--metrics", help="Also write compact metrics (for DVC) here."
     ),
@@ -225,7 +228,7 @@ def evaluate(
         candidate_pools_mode=spec["candidate_pools"],
         batch_size=spec["batch_size"],
     )
-    out = run_dir / f"eval_{spec['split']}_{spec['protocol']}.json"
+    out = out or run_dir / f"eval_{spec['split']}_{spec['protocol']}.json"
     write_json_atomic(out, result)
     if metrics is not None:
         write_json_atomic(metrics, compact_metrics(result))

@@ -135,6 +135,9 @@ def check_values(params: Params) -> None:
         value = get(params, dotted)
         if not ok(value):
             raise ConfigError(f"impossible value {value!r}: {what}", key=dotted)
+    from vlkge.interactions import INTERACTIONS
+
+    INTERACTIONS.get(params["model"]["backbone"], key="model.backbone")
 
 
 def get(params: Params, dotted: str) -> Any:
