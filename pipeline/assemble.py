@@ -121,11 +121,7 @@ def read_table(
         raise InputError(f"malformed row ({exc})", path=where, line=prev + 1) from None
     if header is None:
         raise InputError("empty file (no header)", path=where, line=1)
-    keep = [
-        i
-        for i, name in enumerate(header)
-        if optional is None or name in required or name in optional
-    ]
+    keep = [i for i, name in enumerate(header) if optional is None or name in required or name in optional]
     ignored = [header[i] for i in range(len(header)) if i not in keep]
     if ignored:
         known = ", ".join([*required, *(optional or ())])
@@ -207,9 +203,7 @@ def assemble_graph(
     clean = dict(params.get("clean", {}) or {})
     unseen_mode = clean.get("unseen", "drop")
     if unseen_mode not in UNSEEN_MODES:
-        raise ConfigError(
-            f"unknown value {unseen_mode!r}", key="clean.unseen", hint="use drop, fail or keep"
-        )
+        raise ConfigError(f"unknown value {unseen_mode!r}", key="clean.unseen", hint="use drop, fail or keep")
     allow_unlisted = bool(clean.get("allow_unlisted_entities", False))
     report = _Report()
 

@@ -153,9 +153,7 @@ def read_triples(raw_dir: Path, present: set[str], manifest: dict[str, Any]) -> 
             )
             parts.append(table.with_columns(split=pl.lit(name.removesuffix(".txt"))))
     if not parts:
-        raise InputError(
-            "no triple files in the crawled inputs", path=raw_dir, hint="re-run `vlkge crawl`"
-        )
+        raise InputError("no triple files in the crawled inputs", path=raw_dir, hint="re-run `vlkge crawl`")
     return pl.concat(parts)
 
 
@@ -197,8 +195,7 @@ def entity_table(table: pl.DataFrame, raw_name: str) -> pl.DataFrame:
     """entities.csv rows → assemble's entity table (image paths relative to ``data/<ds>/``)."""
     images = _image_lists(table).list.eval(pl.lit(f"{raw_name}/") + pl.element())
     columns = {
-        c: pl.col(c) if c in table.columns else pl.lit(None, pl.String)
-        for c in ("text", "name", "type")
+        c: pl.col(c) if c in table.columns else pl.lit(None, pl.String) for c in ("text", "name", "type")
     }
     return table.select(
         pl.col("entity").alias("key"),

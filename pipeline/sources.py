@@ -379,9 +379,7 @@ def read_manifest(raw_dir: str | Path) -> dict[str, Any]:
 def manifest_inputs(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """What ``meta.json`` records about the inputs: table sha256s, image count, manifest digest."""
     files = manifest.get("files", [])
-    digest = hashlib.sha256(
-        json.dumps([(f["path"], f["sha256"]) for f in files]).encode("utf-8")
-    ).hexdigest()
+    digest = hashlib.sha256(json.dumps([(f["path"], f["sha256"]) for f in files]).encode("utf-8")).hexdigest()
     return {
         "source": manifest.get("source"),
         "files": {f["path"]: f["sha256"] for f in files if f.get("kind") != "image"},

@@ -196,8 +196,6 @@ def _entity_table(
             .then(pl.format("the {} family, a group of related things", "word"))
             .otherwise(pl.format("a {} {} that belongs to the {} family", "adj", "noun", "word"))
         )
-        frame = frame.with_columns(
-            text=pl.when("has_text").then(text).otherwise(pl.lit("", dtype=pl.String))
-        )
+        frame = frame.with_columns(text=pl.when("has_text").then(text).otherwise(pl.lit("", dtype=pl.String)))
         columns.append("text")
     return frame.select(columns)

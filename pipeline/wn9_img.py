@@ -109,9 +109,7 @@ class Wn9ImgAdapter:
                 path=raw_dir / TEXT_TSV,
                 hint="re-run `vlkge crawl wn9-img` with a source that holds it",
             )
-        text = read_text_table(
-            raw_dir / TEXT_TSV, display=source_display(raw_dir, manifest, TEXT_TSV)
-        )
+        text = read_text_table(raw_dir / TEXT_TSV, display=source_display(raw_dir, manifest, TEXT_TSV))
         template = (params.get("clean", {}) or {}).get("text_template") or "{name}: {definition}"
         keys = set(text["entity"].to_list())
         images: dict[str, list[str]] = {}

@@ -72,6 +72,4 @@ def demo_graph(tmp_path_factory) -> Graph:
     params = load_params(overrides={"crawl": {"source": str(source), "images": None}})
     adapter = adapter_for("custom:demo")
     adapter.crawl("custom:demo", str(source), base / "custom-demo" / "raw", params)
-    return adapter.clean(
-        "custom:demo", base / "custom-demo" / "raw", base / "custom-demo" / "graph", params
-    )
+    return adapter.clean("custom:demo", base / "custom-demo" / "raw", base / "custom-demo" / "graph", params)

@@ -62,16 +62,12 @@ def test_crawl_clean_train_evaluate_and_fresh_process_gives_same_metrics(tmp_pat
         cwd=tmp_path,
     )
     run = tmp_path / "data" / "custom-toy" / "models" / "run1"
-    assert {"config.json", "checkpoint.pt", "model.pt", "history.json"} <= {
-        p.name for p in run.iterdir()
-    }
+    assert {"config.json", "checkpoint.pt", "model.pt", "history.json"} <= {p.name for p in run.iterdir()}
     config = json.loads((run / "config.json").read_text())
     assert config["params"]["model"]["backbone"] == "complex" and config["seed"] == 42
     assert "torch" in config["versions"]
     first = vlkge("evaluate", str(run), "--metrics", "m1.json", cwd=tmp_path)
-    vlkge(
-        "evaluate", "run1", "--dataset", "custom:toy", "--metrics", "m2.json", cwd=tmp_path
-    )
+    vlkge("evaluate", "run1", "--dataset", "custom:toy", "--metrics", "m2.json", cwd=tmp_path)
     assert "overall" in first.stdout and "MRR" in first.stdout
     m1 = json.loads((tmp_path / "m1.json").read_text())
     assert m1 == json.loads((tmp_path / "m2.json").read_text())

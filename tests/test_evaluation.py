@@ -64,9 +64,7 @@ def test_filtered_rank_uses_the_right_direction(tmp_path):
 
 
 def test_ties_are_ranked_realistically(tmp_path):
-    graph = make_graph(
-        tmp_path / "g", {"train": [(0, 0, 1)], "valid": [], "test": [(0, 0, 2)]}, 6, 1
-    )
+    graph = make_graph(tmp_path / "g", {"train": [(0, 0, 1)], "valid": [], "test": [(0, 0, 2)]}, 6, 1)
     tail = torch.zeros(6, 1, 6)
     tail[0, 0] = torch.tensor([0.5, 0.1, 0.5, 0.5, 0.9, 0.5])  # answer e2 ties with e0, e3, e5
     model = FixedScorer(tail, torch.zeros(6, 1, 6))
@@ -78,9 +76,7 @@ def test_ties_are_ranked_realistically(tmp_path):
 
 
 def test_constant_scores_do_not_give_rank_one(tmp_path):
-    graph = make_graph(
-        tmp_path / "g", {"train": [(0, 0, 1)], "valid": [], "test": [(1, 0, 2)]}, 10, 1
-    )
+    graph = make_graph(tmp_path / "g", {"train": [(0, 0, 1)], "valid": [], "test": [(1, 0, 2)]}, 10, 1)
     model = FixedScorer(torch.zeros(10, 1, 10), torch.zeros(10, 1, 10))
     metrics = evaluate(model, graph, "test")
     assert metrics["overall"]["mrr"] == pytest.approx(1 / 5.5)  # (1 + 10) / 2 over 10 candidates
@@ -110,9 +106,7 @@ def test_candidate_pools_and_excluded_relations(tmp_path):
 
 
 def test_nan_scores_are_an_error(tmp_path):
-    graph = make_graph(
-        tmp_path / "g", {"train": [(0, 0, 1)], "valid": [], "test": [(1, 0, 2)]}, 4, 1
-    )
+    graph = make_graph(tmp_path / "g", {"train": [(0, 0, 1)], "valid": [], "test": [(1, 0, 2)]}, 4, 1)
     tail = torch.full((4, 1, 4), float("nan"))
     with pytest.raises(FloatingPointError):
         evaluate(FixedScorer(tail, tail), graph, "test")

@@ -41,9 +41,7 @@ def test_sampled_form_matches_elementwise(name, p):
     gen = torch.Generator().manual_seed(2)
     index = torch.randint(0, N, (B, 5), generator=gen)
     corrupt_head = torch.rand(B, 5, generator=gen) < 0.5
-    queries = torch.stack(
-        [inter.head_query(rel[r], ent[t]), inter.tail_query(ent[h], rel[r])], dim=1
-    )
+    queries = torch.stack([inter.head_query(rel[r], ent[t]), inter.tail_query(ent[h], rel[r])], dim=1)
     got = inter.compare_sampled(queries, ent, index, (~corrupt_head).long())
     heads = torch.where(corrupt_head, index, h[:, None])
     tails = torch.where(corrupt_head, t[:, None], index)
@@ -62,6 +60,9 @@ def test_known_values():
     # RotatE with d=1, θ = π/2: (1+2i)·i = -2+1i; distance to 3+1i is 5
     rot = make_interaction("rotate").score(h, torch.tensor([torch.pi / 2]), t)
     assert rot.item() == pytest.approx(-5.0, abs=1e-6)
+    # a margin γ shifts distance scores (γ − d) and leaves bilinear ones alone
+    assert make_interaction("transe", 2, margin=4.0).score(h, r, t).item() == pytest.approx(2.5)
+    assert make_interaction("distmult", margin=4.0).score(h, r, t).item() == pytest.approx(-0.5)
 
 
 def test_sampled_dot_gradients_match_gather():

@@ -69,9 +69,7 @@ def build(tmp_path: Path, src: Path, **clean: Any) -> Graph:
 def key_triples(graph: Graph) -> set[tuple[str, str, str, str]]:
     ents, rels = graph.entity_keys, graph.relation_keys
     return {
-        (ents[h], rels[r], ents[t], split)
-        for split, arr in graph.triples.items()
-        for h, r, t in arr.tolist()
+        (ents[h], rels[r], ents[t], split) for split, arr in graph.triples.items() for h, r, t in arr.tolist()
     }
 
 
@@ -147,18 +145,14 @@ def test_missing_header_column(tmp_path: Path) -> None:
 
 
 def test_unknown_split_label(tmp_path: Path) -> None:
-    src = toy_input(
-        tmp_path / "in", **{"triples.csv": TRIPLES.replace("b,r2,a,test", "b,r2,a,tset")}
-    )
+    src = toy_input(tmp_path / "in", **{"triples.csv": TRIPLES.replace("b,r2,a,test", "b,r2,a,tset")})
     with pytest.raises(InputError, match="unknown split label 'tset'") as err:
         build(tmp_path, src)
     assert "triples.csv:7" in str(err.value)
 
 
 def test_empty_key(tmp_path: Path) -> None:
-    src = toy_input(
-        tmp_path / "in", **{"triples.csv": TRIPLES.replace("b,r1,c,train", "b, ,c,train")}
-    )
+    src = toy_input(tmp_path / "in", **{"triples.csv": TRIPLES.replace("b,r1,c,train", "b, ,c,train")})
     with pytest.raises(InputError, match="empty relation") as err:
         build(tmp_path, src)
     assert "triples.csv:3" in str(err.value)
@@ -274,9 +268,7 @@ def test_missing_image_is_dropped_entity_keeps_text(tmp_path: Path, caplog) -> N
 
 
 def test_image_path_outside_input_dir(tmp_path: Path) -> None:
-    src = toy_input(
-        tmp_path / "in", **{"entities.csv": ENTITIES.replace("images/a.jpg", "../a.jpg")}
-    )
+    src = toy_input(tmp_path / "in", **{"entities.csv": ENTITIES.replace("images/a.jpg", "../a.jpg")})
     with pytest.raises(InputError, match="must be relative") as err:
         build(tmp_path, src)
     assert "entities.csv:2" in str(err.value)

@@ -92,9 +92,7 @@ def test_file_url_with_pinned_hash(tmp_path: Path) -> None:
     src = tmp_path / "triples.csv"
     src.write_bytes(PAYLOAD)
     url = src.as_uri()
-    path = resolve_source(
-        "ds", url, {"url": "https://example.org/triples.csv", "sha256": PAYLOAD_SHA}
-    )
+    path = resolve_source("ds", url, {"url": "https://example.org/triples.csv", "sha256": PAYLOAD_SHA})
     assert path.read_bytes() == PAYLOAD
     assert path.is_relative_to(tmp_path / "cache")
     assert not list(path.parent.glob(".*tmp"))
@@ -105,9 +103,7 @@ def test_file_url_wrong_hash_is_refused_and_not_kept(tmp_path: Path) -> None:
     src.write_bytes(PAYLOAD)
     bad = "0" * 64
     with pytest.raises(SourceError) as err:
-        resolve_source(
-            "ds", src.as_uri(), {"url": "https://example.org/triples.csv", "sha256": bad}
-        )
+        resolve_source("ds", src.as_uri(), {"url": "https://example.org/triples.csv", "sha256": bad})
     message = str(err.value)
     assert "triples.csv" in message and bad in message and PAYLOAD_SHA in message
     assert "retry" in message  # says what to do
@@ -194,9 +190,9 @@ def test_recrawl_is_idempotent_and_skips_hashing(tmp_path: Path, monkeypatch) ->
     assert [f["path"] for f in third["files"]] == ["t.csv"]
     assert third["files"][0]["sha256"] == real(src / "t.csv")
     assert not (raw / "images").exists()
-    assert json.loads((raw / "manifest.json").read_text())["files"][0]["bytes"] == len(
-        PAYLOAD
-    ) + len(b"b,r,c,test\r\n")
+    assert json.loads((raw / "manifest.json").read_text())["files"][0]["bytes"] == len(PAYLOAD) + len(
+        b"b,r,c,test\r\n"
+    )
 
 
 def test_read_manifest_detects_missing_raw(tmp_path: Path) -> None:

@@ -32,9 +32,7 @@ def build(ds: Path, source: str | None, **overrides: Any) -> Graph:
 def key_triples(graph: Graph) -> set[tuple[str, str, str, str]]:
     ents, rels = graph.entity_keys, graph.relation_keys
     return {
-        (ents[h], rels[r], ents[t], split)
-        for split, arr in graph.triples.items()
-        for h, r, t in arr.tolist()
+        (ents[h], rels[r], ents[t], split) for split, arr in graph.triples.items() for h, r, t in arr.tolist()
     }
 
 
@@ -143,9 +141,7 @@ def test_text_template(tmp_path: Path) -> None:
     assert texts["n002"] == 'canine: a "dog-like" carnivore'  # quotes read literally
     assert graph.relation_keys == ["_hypernym", "_hyponym"]
     assert graph.triples["valid"].shape == (1, 3)
-    graph = build(
-        tmp_path / "b" / "wn9-img", str(src), clean={"text_template": "{name} ({lemmas})"}
-    )
+    graph = build(tmp_path / "b" / "wn9-img", str(src), clean={"text_template": "{name} ({lemmas})"})
     assert graph.entities["text"][0] == "dog (dog|domestic dog)"
     with pytest.raises(ConfigError, match="gloss") as err:
         build(tmp_path / "c" / "wn9-img", str(src), clean={"text_template": "{gloss}"})

@@ -53,9 +53,7 @@ def test_resume_equals_uninterrupted_run(demo_graph, tmp_path):
     second.resume()
     assert second.state.epoch == 4
     second.fit(show=False, log=None)
-    for a, b in zip(
-        full.model.state_dict().values(), second.model.state_dict().values(), strict=True
-    ):
+    for a, b in zip(full.model.state_dict().values(), second.model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert [h["loss"] for h in full.state.history] == [h["loss"] for h in second.state.history]
     assert not list((tmp_path / "split").glob(".*tmp"))  # no temporary files left
@@ -72,18 +70,14 @@ def test_early_stopping_keeps_the_best_weights(demo_graph, tmp_path):
 
 def test_sampler_never_returns_the_positive_and_filters_true_triples():
     train = torch.tensor([[0, 0, 1], [0, 0, 2], [1, 0, 2], [2, 0, 0]])
-    sampler = NegativeSampler(
-        train, 4, 1, 50, filtered=True, generator=torch.Generator().manual_seed(0)
-    )
+    sampler = NegativeSampler(train, 4, 1, 50, filtered=True, generator=torch.Generator().manual_seed(0))
     negatives, corrupt_head, keep = sampler.sample(train)
     assert not (negatives == train[:, None, :]).all(-1).any()
     replaced_side = torch.where(corrupt_head, negatives[..., 2], negatives[..., 0])
     kept_side = torch.where(corrupt_head, train[:, None, 2], train[:, None, 0])
     assert torch.equal(replaced_side, kept_side)  # only one side is corrupted
     keys = set(triple_keys(train, 4, 1).tolist())
-    is_true = torch.tensor(
-        [[k in keys for k in row] for row in triple_keys(negatives, 4, 1).tolist()]
-    )
+    is_true = torch.tensor([[k in keys for k in row] for row in triple_keys(negatives, 4, 1).tolist()])
     assert is_true.any()  # with 4 entities some corruptions are true triples...
     assert torch.equal(keep, ~is_true)  # ...and exactly those are dropped
 

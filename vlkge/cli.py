@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from vlkge import paths
+from vlkge import cli_encode, paths
 from vlkge.config import Params, load_params
 from vlkge.errors import InputError, VlkgeError
 
@@ -31,7 +30,6 @@ class State:
     data_dir: Path = Path("data")
     params_path: Path | None = None
     debug: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def params(self, overrides: Params | None = None) -> Params:
         return load_params(self.params_path, overrides)
@@ -120,9 +118,7 @@ def summary(dataset: str | None = typer.Argument(None)) -> None:
 @app.command()
 def train(
     dataset: str | None = typer.Argument(None, help="Dataset (default: params)."),
-    backbone: str | None = typer.Option(
-        None, "--backbone", help="transe | distmult | complex | rotate"
-    ),
+    backbone: str | None = typer.Option(None, "--backbone", help="transe | distmult | complex | rotate"),
     epochs: int | None = typer.Option(None, "--epochs"),
     dim: int | None = typer.Option(None, "--dim"),
     batch_size: int | None = typer.Option(None, "--batch-size"),
@@ -135,9 +131,7 @@ def train(
     ),
     seed: int | None = typer.Option(None, "--seed"),
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda"),
-    out: str | None = typer.Option(
-        None, "--out", help="Run name or directory (default: the backbone)."
-    ),
+    out: str | None = typer.Option(None, "--out", help="Run name or directory (default: the backbone)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run's last checkpoint."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
@@ -189,16 +183,12 @@ def evaluate(
         "--protocol",
         help="correct (default) | paper: the reference code's over-filtering, for comparison only",
     ),
-    directions: str | None = typer.Option(
-        None, "--directions", help="both | tail (default: meta.json)"
-    ),
+    directions: str | None = typer.Option(None, "--directions", help="both | tail (default: meta.json)"),
     dataset: str | None = typer.Option(None, "--dataset", help="Dataset of a run given by name."),
     out: Path | None = typer.Option(
         None, "--out", help="Full results JSON (default: <run>/eval_<split>_<protocol>.json)."
     ),
-    metrics: Path | None = typer.Option(
-        None, "--metrics", help="Also write compact metrics (for DVC) here."
-    ),
+    metrics: Path | None = typer.Option(None, "--metrics", help="Also write compact metrics (for DVC) here."),
     per_relation: Path | None = typer.Option(
         None, "--per-relation", help="Write per-relation metrics CSV here."
     ),
@@ -210,9 +200,7 @@ def evaluate(
     from vlkge.reporting import compact_metrics, format_metrics, write_per_relation_csv
     from vlkge.training import load_run, read_config, resolve_device
 
-    params = state.params(
-        {"evaluate": {"split": split, "protocol": protocol, "directions": directions}}
-    )
+    params = state.params({"evaluate": {"split": split, "protocol": protocol, "directions": directions}})
     run_dir = resolve_run(run, resolve_dataset(dataset, params))
     config = read_config(run_dir)
     graph = read_graph(config["graph"])
@@ -276,9 +264,7 @@ def demo(
     if (run_dir / "checkpoint.pt").exists():
         trainer.resume()
     trainer.fit(show=False, log=echo)
-    result = run_evaluation(
-        trainer.model, graph, "test", batch_size=params["evaluate"]["batch_size"]
-    )
+    result = run_evaluation(trainer.model, graph, "test", batch_size=params["evaluate"]["batch_size"])
     typer.echo(format_metrics(result))
     random_mrr = sum(1.0 / k for k in range(1, graph.num_entities + 1)) / graph.num_entities
     typer.echo(f"(a random ranking would give MRR ≈ {random_mrr:.4f})")
@@ -286,13 +272,6 @@ def demo(
 
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
-    try:
-        from vlkge import cli_encode  # registered by the encode stage when present
-    except ImportError:
-        cli_encode = None
-    if cli_encode is not None and not state.extra.get("encode_registered"):
-        cli_encode.register(app)
-        state.extra["encode_registered"] = True
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
     try:
         app()
@@ -306,3 +285,7 @@ def main() -> None:
             raise
         typer.echo(f"error: {exc or 'interrupted'}", err=True)
         sys.exit(130 if isinstance(exc, KeyboardInterrupt) else 1)
+
+
+# stage commands that live in their own modules
+cli_encode.register(app)

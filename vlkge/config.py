@@ -43,9 +43,7 @@ def merge(base: Params, update: Params, *, source: str, prefix: str = "") -> Par
         dotted = f"{prefix}{key}"
         if key not in base:
             known = ", ".join(sorted(base))
-            raise ConfigError(
-                "unknown key", path=source, key=dotted, hint=f"known keys here: {known}"
-            )
+            raise ConfigError("unknown key", path=source, key=dotted, hint=f"known keys here: {known}")
         default = base[key]
         if isinstance(default, dict) and default:
             if not isinstance(value, dict):

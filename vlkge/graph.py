@@ -159,14 +159,10 @@ def validate_graph(graph: Graph) -> None:
     n, r = graph.num_entities, graph.num_relations
     ids = graph.entities["entity_id"].to_numpy()
     if not np.array_equal(ids, np.arange(n)):
-        raise InputError(
-            "entity_id must be dense 0..N-1 in order", path=graph.root / "entities.parquet"
-        )
+        raise InputError("entity_id must be dense 0..N-1 in order", path=graph.root / "entities.parquet")
     rids = graph.relations["relation_id"].to_numpy()
     if not np.array_equal(rids, np.arange(r)):
-        raise InputError(
-            "relation_id must be dense 0..R-1 in order", path=graph.root / "relations.parquet"
-        )
+        raise InputError("relation_id must be dense 0..R-1 in order", path=graph.root / "relations.parquet")
     for split, arr in graph.triples.items():
         if arr.size == 0:
             continue
@@ -200,9 +196,7 @@ def write_graph(
     tri = _check_schema(triples.to_arrow(), TRIPLE_SCHEMA, out_dir / "triples.parquet")
     unknown = set(tri.column("split").to_pylist()) - set(SPLITS)
     if unknown:
-        raise InputError(
-            f"unknown split labels {sorted(unknown)}", path=out_dir / "triples.parquet"
-        )
+        raise InputError(f"unknown split labels {sorted(unknown)}", path=out_dir / "triples.parquet")
     graph = _graph_from_tables(out_dir, ent, rel, tri, meta)
     validate_graph(graph)
     full_meta = {
@@ -262,8 +256,6 @@ def read_graph(graph_dir: str | Path) -> Graph:
         if not path.is_file():
             raise InputError("file missing from the graph", path=path, hint="re-run `vlkge clean`")
         tables[name] = _check_schema(pq.read_table(path), schema, path)
-    graph = _graph_from_tables(
-        root, tables["entities"], tables["relations"], tables["triples"], meta
-    )
+    graph = _graph_from_tables(root, tables["entities"], tables["relations"], tables["triples"], meta)
     validate_graph(graph)
     return graph

@@ -39,8 +39,9 @@ class Interaction:
     entity_factor: int = 1  # entity width = entity_factor · d
     relation_factor: int = 1  # relation width = relation_factor · d
 
-    def __init__(self, p_norm: int = 2) -> None:
+    def __init__(self, p_norm: int = 2, margin: float = 0.0) -> None:
         self.p_norm = p_norm
+        self.margin = margin
 
     def entity_width(self, dim: int) -> int:
         return self.entity_factor * dim
@@ -64,24 +65,18 @@ class Interaction:
         if self.kernel == "dot":
             return (q * e).sum(-1)
         ord_ = 2 if self.kernel == "l2" else 1
-        return -torch.linalg.vector_norm(q - e, ord=ord_, dim=-1)
+        return self.margin - torch.linalg.vector_norm(q - e, ord=ord_, dim=-1)
 
     def compare_all(self, q: Tensor, candidates: Tensor) -> Tensor:
         """1-vs-all kernel: q [B, w], candidates [N, w] → [B, N]."""
         if self.kernel == "dot":
             return q @ candidates.T
         if self.kernel == "l2":
-            sq = (
-                (q * q).sum(-1, keepdim=True)
-                + (candidates * candidates).sum(-1)
-                - 2.0 * (q @ candidates.T)
-            )
-            return -sq.clamp_min(_EPS).sqrt()
-        return -torch.cdist(q, candidates, p=1.0)
+            sq = (q * q).sum(-1, keepdim=True) + (candidates * candidates).sum(-1) - 2.0 * (q @ candidates.T)
+            return self.margin - sq.clamp_min(_EPS).sqrt()
+        return self.margin - torch.cdist(q, candidates, p=1.0)
 
-    def compare_sampled(
-        self, queries: Tensor, table: Tensor, index: Tensor, side: Tensor
-    ) -> Tensor:
+    def compare_sampled(self, queries: Tensor, table: Tensor, index: Tensor, side: Tensor) -> Tensor:
         """queries [B, S, w], table [N, w], index and side [B, K]
         → kernel(queries[b, side[b, k]], table[index[b, k]]) [B, K]."""
         if self.kernel == "l1":
@@ -92,7 +87,7 @@ class Interaction:
             return dots
         q_sq = (queries * queries).sum(-1).gather(1, side)  # [B, K]
         t_sq = (table * table).sum(-1)[index]  # [B, K]
-        return -(q_sq + t_sq - 2.0 * dots).clamp_min(_EPS).sqrt()
+        return self.margin - (q_sq + t_sq - 2.0 * dots).clamp_min(_EPS).sqrt()
 
     # -- the three score forms -------------------------------------------------------------
     def score(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
@@ -118,8 +113,8 @@ class TransE(Interaction):
 
     name = "transe"
 
-    def __init__(self, p_norm: int = 2) -> None:
-        super().__init__(p_norm)
+    def __init__(self, p_norm: int = 2, margin: float = 0.0) -> None:
+        super().__init__(p_norm, margin)
         self.kernel = "l2" if p_norm == 2 else "l1"
 
     def tail_query(self, h: Tensor, r: Tensor) -> Tensor:
@@ -191,6 +186,6 @@ class RotatE(Interaction):
         return self._rotate(t, -r)  # rotations keep norms: ‖h∘r - t‖ = ‖h - t∘conj(r)‖
 
 
-def make_interaction(name: str, p_norm: int = 2) -> Interaction:
+def make_interaction(name: str, p_norm: int = 2, margin: float = 0.0) -> Interaction:
     """Resolve a backbone name (``model.backbone``) to an interaction instance."""
-    return INTERACTIONS.get(name, key="model.backbone")(p_norm=p_norm)
+    return INTERACTIONS.get(name, key="model.backbone")(p_norm=p_norm, margin=margin)

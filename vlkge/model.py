@@ -87,5 +87,5 @@ class KGEModel(nn.Module):
 def build_model(params: dict[str, Any], num_entities: int, num_relations: int) -> KGEModel:
     """The model described by ``params['model']`` for a graph of the given size."""
     spec = params["model"]
-    interaction = make_interaction(spec["backbone"], p_norm=spec["p_norm"])
+    interaction = make_interaction(spec["backbone"], p_norm=spec["p_norm"], margin=spec["margin"])
     return KGEModel(num_entities, num_relations, interaction, spec["dim"], spec["init"])

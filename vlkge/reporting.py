@@ -15,9 +15,7 @@ _COLUMNS = ("mrr", *(f"hits@{k}" for k in HITS_AT))
 def compact_metrics(result: dict[str, Any]) -> dict[str, Any]:
     """Overall and per-direction numbers only: what `dvc metrics diff` compares."""
     return {
-        k: {m: result[k][m] for m in (*_COLUMNS, "count")}
-        for k in ("overall", "head", "tail")
-        if k in result
+        k: {m: result[k][m] for m in (*_COLUMNS, "count")} for k in ("overall", "head", "tail") if k in result
     }
 
 
@@ -31,9 +29,7 @@ def format_metrics(result: dict[str, Any]) -> str:
     ]
 
     def row(label: str, m: dict[str, Any]) -> str:
-        return (
-            f"{label[:32]:32s} " + " ".join(f"{m[c]:7.4f}" for c in _COLUMNS) + f" {m['count']:7d}"
-        )
+        return f"{label[:32]:32s} " + " ".join(f"{m[c]:7.4f}" for c in _COLUMNS) + f" {m['count']:7d}"
 
     for key in ("overall", "head", "tail"):
         if key in result:
@@ -52,6 +48,4 @@ def write_per_relation_csv(path: str | Path, result: dict[str, Any]) -> None:
             for direction in ("both", "head", "tail"):
                 entry = m if direction == "both" else m.get(direction)
                 if entry:
-                    writer.writerow(
-                        [rel, direction, *(f"{entry[c]:.6f}" for c in _COLUMNS), entry["count"]]
-                    )
+                    writer.writerow([rel, direction, *(f"{entry[c]:.6f}" for c in _COLUMNS), entry["count"]])

@@ -61,9 +61,7 @@ class NegativeSampler:
         self.generator = generator
         self.p_head = head_corruption_probability(train, num_relations, mode)
         self.filtered = filtered
-        self.known = (
-            torch.sort(triple_keys(train, num_entities, num_relations)).values if filtered else None
-        )
+        self.known = torch.sort(triple_keys(train, num_entities, num_relations)).values if filtered else None
 
     def sample(self, batch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         b, k = batch.shape[0], self.negatives

@@ -8,7 +8,6 @@ and ``model.pt`` (the weights with the best valid MRR, or the last epoch's when 
 from __future__ import annotations
 
 import json
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from vlkge.evaluation import Filters, evaluate
 from vlkge.fileio import atomic_path, write_json_atomic
 from vlkge.graph import Graph
 from vlkge.model import KGEModel, build_model
+from vlkge.provenance import library_versions
 from vlkge.registry import Registry
 from vlkge.sampling import NegativeSampler
 
@@ -40,23 +40,6 @@ def resolve_device(name: str) -> torch.device:
             "CUDA was asked for but is not available", key="train.device", hint="use cpu or auto"
         )
     return torch.device(name)
-
-
-def library_versions() -> dict[str, str]:
-    import numpy
-    import polars
-    import pyarrow
-
-    import vlkge
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "polars": polars.__version__,
-        "pyarrow": pyarrow.__version__,
-        "vlkge": getattr(vlkge, "__version__", "0"),
-    }
 
 
 def softplus_loss(positive: Tensor, negative: Tensor, keep: Tensor) -> Tensor:
@@ -80,9 +63,7 @@ class TrainState:
 class Trainer:
     """Trains ``model`` on ``graph``'s train split as ``params['train']`` says."""
 
-    def __init__(
-        self, graph: Graph, params: dict[str, Any], run_dir: Path, model: KGEModel | None = None
-    ):
+    def __init__(self, graph: Graph, params: dict[str, Any], run_dir: Path, model: KGEModel | None = None):
         self.graph = graph
         self.params = params
         self.spec = params["train"]
@@ -95,15 +76,12 @@ class Trainer:
             raise InputError("the train split is empty", path=graph.root / "triples.parquet")
         if self.spec["negatives"] >= graph.num_entities:
             raise ConfigError(
-                f"{self.spec['negatives']} negatives per positive but only "
-                f"{graph.num_entities} entities",
+                f"{self.spec['negatives']} negatives per positive but only {graph.num_entities} entities",
                 key="train.negatives",
                 hint="use fewer negatives than entities",
             )
         torch.manual_seed(params["seed"])
-        self.model = (model or build_model(params, graph.num_entities, graph.num_relations)).to(
-            self.device
-        )
+        self.model = (model or build_model(params, graph.num_entities, graph.num_relations)).to(self.device)
         self.generator = torch.Generator().manual_seed(params["seed"])
         self.sampler = NegativeSampler(
             self.train,
@@ -182,9 +160,7 @@ class Trainer:
     def _epoch_triples(self) -> Tensor:
         triples = self.train
         if self.downsample is not None:
-            keep = (
-                torch.rand(len(triples), generator=self.generator) < self.downsample[triples[:, 1]]
-            )
+            keep = torch.rand(len(triples), generator=self.generator) < self.downsample[triples[:, 1]]
             triples = triples[keep]
         return triples[torch.randperm(len(triples), generator=self.generator)]
 
@@ -228,17 +204,14 @@ class Trainer:
             loss = self._batch_loss(batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
-                    f"loss became {loss.item()} in epoch {epoch}: "
-                    "lower train.lr or add train.regularization"
+                    f"loss became {loss.item()} in epoch {epoch}: lower train.lr or add train.regularization"
                 )
             loss.backward()
             self.optimizer.step()
             total += loss.item() * len(batch)
             count += len(batch)
             elapsed = time.perf_counter() - start
-            bar.set_postfix(
-                loss=f"{total / count:.4f}", triples_s=f"{count / max(elapsed, 1e-9):,.0f}"
-            )
+            bar.set_postfix(loss=f"{total / count:.4f}", triples_s=f"{count / max(elapsed, 1e-9):,.0f}")
         seconds = time.perf_counter() - start
         return {"epoch": epoch, "loss": total / max(count, 1), "seconds": seconds, "triples": count}
 
