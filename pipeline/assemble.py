@@ -118,9 +118,22 @@ def read_table(
                 column.append(value)
             lines.append(line)
     except csv.Error as exc:
-        raise InputError(f"malformed row ({exc})", path=where, line=prev + 1) from None
+        raise InputError(
+            f"malformed row ({exc})",
+            path=where,
+            line=prev + 1,
+            hint="close the quote: a field holding a quote is wrapped in quotes, inner quotes doubled",
+        ) from None
     if header is None:
-        raise InputError("empty file (no header)", path=where, line=1)
+        columns_ = ", ".join(names or required) or "the columns"
+        raise InputError(
+            "empty file (no header)" if names is None else "empty file",
+            path=where,
+            line=1,
+            hint=f"the file needs a header line naming {columns_}, then one row per line"
+            if names is None
+            else f"write one row per line: {_join(names, delimiter)}",
+        )
     keep = [i for i, name in enumerate(header) if optional is None or name in required or name in optional]
     ignored = [header[i] for i in range(len(header)) if i not in keep]
     if ignored:
@@ -156,21 +169,37 @@ def _decode(path: Path, where: str) -> str:
             line=line,
             hint="re-save the file as UTF-8",
         ) from None
+    if "\x00" in text:
+        at = text.index("\x00")
+        raise InputError(
+            "NUL byte in a text file",
+            path=where,
+            line=text.count("\n", 0, at) + 1,
+            hint="save the file as UTF-8 text (not UTF-16 or a binary format)",
+        )
     return text[1:] if text.startswith("\ufeff") else text
 
 
 def _check_header(header: list[str], required: Sequence[str], where: str, line: int) -> None:
     missing = [c for c in required if c not in header]
     if missing:
+        other = [d for d in (";", "\t", ",", "|") if len(header) == 1 and d in header[0]]
         raise InputError(
             f"missing column(s) {missing} in the header (found {header})",
             path=where,
             line=line,
-            hint=f"the first line must name the columns: {', '.join(required)}",
+            hint=f"the file seems to be separated by {other[0]!r}; write it with the expected delimiter"
+            if other
+            else f"the first line must name the columns: {', '.join(required)}",
         )
     dup = sorted({c for c in header if header.count(c) > 1})
     if dup:
-        raise InputError(f"column(s) {dup} appear twice in the header", path=where, line=line)
+        raise InputError(
+            f"column(s) {dup} appear twice in the header",
+            path=where,
+            line=line,
+            hint="rename or remove the repeated column",
+        )
 
 
 def _join(names: Sequence[str], delimiter: str) -> str:

@@ -104,6 +104,13 @@ class CustomAdapter:
 
 def triple_files(src: Path) -> list[str]:
     """The triple files of an input directory: ``triples.csv``, else the split files."""
+    for name in (TRIPLES_CSV, *SPLIT_FILES, ENTITIES_CSV):
+        if (src / name).exists() and not (src / name).is_file():
+            raise SourceError(
+                "a directory (or special file) where a file should be",
+                path=src / name,
+                hint=f"replace it with the {name} file, or remove it",
+            )
     if (src / TRIPLES_CSV).is_file():
         ignored = [n for n in SPLIT_FILES if (src / n).is_file()]
         if ignored:
@@ -139,6 +146,12 @@ def read_triples(raw_dir: Path, present: set[str], manifest: dict[str, Any]) -> 
                 path=source_display(raw_dir, manifest, TRIPLES_CSV),
                 line=1,
                 hint="the first line must name the columns: head, relation, tail, mode",
+            )
+        if table.height == 0:
+            raise InputError(
+                "no triples (only a header)",
+                path=source_display(raw_dir, manifest, TRIPLES_CSV),
+                hint="add one line per triple: head,relation,tail,mode",
             )
         return table.rename({label: "split"})
     parts = []

@@ -37,7 +37,7 @@ from typing import Any
 from tqdm import tqdm
 
 from vlkge.errors import InputError, SourceError
-from vlkge.fileio import atomic_path, sha256_file, write_json_atomic
+from vlkge.fileio import atomic_path, read_json_object, sha256_file, write_json_atomic
 from vlkge.paths import dataset_slug
 
 log = logging.getLogger("vlkge.pipeline")
@@ -355,11 +355,7 @@ def read_manifest(raw_dir: str | Path) -> dict[str, Any]:
             path=raw,
             hint="run `vlkge crawl` for this dataset first",
         )
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        msg = f"unreadable manifest ({exc})"
-        raise InputError(msg, path=path, hint="re-run `vlkge crawl`") from None
+    manifest = read_json_object(path, hint="re-run `vlkge crawl`")
     for entry in manifest.get("files", []):
         file = raw / entry["path"]
         st = file.stat() if file.is_file() else None

@@ -199,3 +199,84 @@ def _entity_table(
         frame = frame.with_columns(text=pl.when("has_text").then(text).otherwise(pl.lit("", dtype=pl.String)))
         columns.append("text")
     return frame.select(columns)
+
+
+def write_scale_graph(
+    out_dir: str | Path,
+    *,
+    entities: int,
+    triples: int,
+    relations: int = 22,
+    alpha: float = 1.0,
+    valid: int = 2000,
+    test: int = 2000,
+    seed: int = 0,
+) -> Path:
+    """A canonical graph of a given size for scale benchmarks, written straight to ``out_dir``
+    (Parquet, no CSV round trip): ``triples`` distinct (h, r, t) with power-law entity degrees
+    (entity of popularity rank k drawn with probability ∝ (k + 1)^-alpha, ranks shuffled) and
+    Zipf-like relation frequencies; ``valid``/``test`` triples are drawn among those whose
+    entities also occur in train. Returns ``out_dir``."""
+    from vlkge.graph import write_graph
+
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, entities + 1, dtype=np.float64) ** alpha
+    cdf = np.cumsum(weights[rng.permutation(entities)])
+    cdf /= cdf[-1]
+    rel_cdf = np.cumsum(1.0 / np.arange(1, relations + 1))
+    rel_cdf /= rel_cdf[-1]
+    want = triples + valid + test
+    codes = np.empty(0, dtype=np.int64)
+    while len(codes) < want:  # draw, deduplicate, top up
+        n = int((want - len(codes)) * 1.1) + 16
+        h = np.searchsorted(cdf, rng.random(n)).clip(max=entities - 1)
+        t = np.searchsorted(cdf, rng.random(n)).clip(max=entities - 1)
+        r = np.searchsorted(rel_cdf, rng.random(n)).clip(max=relations - 1)
+        keep = h != t
+        new = (h[keep] * relations + r[keep]) * entities + t[keep]
+        codes = np.unique(np.concatenate([codes, new]))
+    codes = codes[rng.permutation(len(codes))[:want]]
+    heads, rels, tails = codes // (relations * entities), codes // entities % relations, codes % entities
+    table = np.stack([heads, rels, tails], axis=1)
+    split = np.zeros(want, dtype=np.int64)
+    # valid/test: entities every one of which also occurs in another (train) triple
+    degree = np.bincount(table[:, 0], minlength=entities) + np.bincount(table[:, 2], minlength=entities)
+    candidates = np.flatnonzero((degree[table[:, 0]] > 2) & (degree[table[:, 2]] > 2))
+    held = rng.permutation(candidates)[: valid + test]
+    split[held[:valid]], split[held[valid:]] = 1, 2
+    labels = np.array(["train", "valid", "test"])
+    keys = pl.Series("key", np.arange(entities)).cast(pl.String)
+    entity_frame = pl.DataFrame(
+        {
+            "entity_id": np.arange(entities, dtype=np.int32),
+            "key": "e" + keys,
+            "type": pl.Series([None] * entities, dtype=pl.String),
+            "name": "e" + keys,
+            "text": pl.Series([None] * entities, dtype=pl.String),
+            "images": pl.Series([[]] * entities, dtype=pl.List(pl.String)),
+        }
+    )
+    relation_frame = pl.DataFrame(
+        {"relation_id": np.arange(relations, dtype=np.int32), "key": [f"r{i}" for i in range(relations)]}
+    )
+    triple_frame = pl.DataFrame(
+        {
+            "head": table[:, 0].astype(np.int32),
+            "relation": table[:, 1].astype(np.int32),
+            "tail": table[:, 2].astype(np.int32),
+            "split": labels[split],
+        }
+    )
+    meta = {"dataset": f"scale-{entities}", "protocol": {"directions": "tail", "candidate_pools": "all"}}
+    write_graph(out_dir, entity_frame, relation_frame, triple_frame, meta)
+    return Path(out_dir)
+
+
+def random_features(entities: int, dim: int = 768, fraction: float = 0.97, seed: int = 0):
+    """Random L2-normalised float32 features for a random ``fraction`` of the entities, as a
+    feature store holds them: (entity ids [n] int64, values [n, dim] float32)."""
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.permutation(entities)[: int(entities * fraction)])
+    values = rng.standard_normal((len(ids), dim), dtype=np.float32)
+    values /= np.linalg.norm(values, axis=1, keepdims=True)
+    return ids, values

@@ -98,7 +98,10 @@ def test_dataset_defaults_to_params_yaml(tmp_path, user_graph):
     vlkge("clean", cwd=tmp_path)
     vlkge("train", "--quiet", cwd=tmp_path)
     config = json.loads((tmp_path / "data/custom-mine/models/distmult/config.json").read_text())
-    assert config["params"]["model"]["dim"] == 16
+    assert config["params"]["model"]["dim"] == 16 and config["params"]["model"]["margin"] == 0.0
+    vlkge("train", "--backbone", "rotate", "--margin", "6", "--epochs", "1", "--quiet", cwd=tmp_path)
+    config = json.loads((tmp_path / "data/custom-mine/models/rotate/config.json").read_text())
+    assert config["params"]["model"]["margin"] == 6.0 and config["params"]["model"]["dim"] == 16
 
 
 @pytest.mark.parametrize(

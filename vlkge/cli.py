@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from vlkge import cli_encode, paths
+from vlkge import cli_encode, cli_predict, cli_report, cli_zeroshot, paths
 from vlkge.config import Params, load_params
 from vlkge.errors import InputError, VlkgeError
 
@@ -68,7 +68,9 @@ def resolve_run(run: str, dataset: str) -> Path:
 
 @app.command()
 def crawl(
-    dataset: str | None = typer.Argument(None, help="wn9-img | custom:<name> (default: params)"),
+    dataset: str | None = typer.Argument(
+        None, help="wn9-img | wikiart-v1 | wikiart-v2 | custom:<name> (default: params)"
+    ),
     source: str | None = typer.Option(None, "--source", help="Directory or URL of the dump."),
     images: str | None = typer.Option(None, "--images", help="Directory of entity images."),
 ) -> None:
@@ -121,6 +123,9 @@ def train(
     backbone: str | None = typer.Option(None, "--backbone", help="transe | distmult | complex | rotate"),
     epochs: int | None = typer.Option(None, "--epochs"),
     dim: int | None = typer.Option(None, "--dim"),
+    margin: float | None = typer.Option(
+        None, "--margin", help="TransE/RotatE: score γ − distance (model.margin)."
+    ),
     batch_size: int | None = typer.Option(None, "--batch-size"),
     negatives: int | None = typer.Option(None, "--negatives"),
     lr: float | None = typer.Option(None, "--lr"),
@@ -131,18 +136,37 @@ def train(
     ),
     seed: int | None = typer.Option(None, "--seed"),
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda"),
+    modalities: str | None = typer.Option(
+        None, "--modalities", help="Comma-separated subset of structural,visual,textual."
+    ),
+    fusion: str | None = typer.Option(None, "--fusion", help="average | concat | weighted | sum"),
+    features: str | None = typer.Option(None, "--features", help="Feature store name (default: encode's)."),
+    frozen: bool | None = typer.Option(
+        None, "--frozen/--finetune", help="Train on the feature store only, or fine-tune the encoder."
+    ),
     out: str | None = typer.Option(None, "--out", help="Run name or directory (default: the backbone)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run's last checkpoint."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Train a KGE model; checkpoints every epoch, early-stops on valid MRR."""
+    """Train a KGE model; checkpoints every epoch, early-stops on valid MRR.
+
+    Under ``torchrun --nproc_per_node=N -m vlkge train ...`` the processes train one model with
+    DistributedDataParallel (vlkge/distributed.py)."""
+    from vlkge.distributed import make_trainer, shutdown
     from vlkge.graph import read_graph
-    from vlkge.training import Trainer
 
     overrides = {
         "seed": seed,
-        "model": {"backbone": backbone, "dim": dim},
+        "model": {
+            "backbone": backbone,
+            "dim": dim,
+            "margin": margin,
+            "modalities": None if modalities is None else modalities.split(","),
+            "fusion": fusion,
+            "features": features,
+        },
         "train": {
+            "frozen": frozen,
             "epochs": epochs,
             "batch_size": batch_size,
             "negatives": negatives,
@@ -157,7 +181,7 @@ def train(
     name = resolve_dataset(dataset, params)
     graph = read_graph(paths.graph_dir(state.data_dir, name))
     run_dir = resolve_run(out or params["model"]["backbone"], name)
-    trainer = Trainer(graph, params, run_dir)
+    trainer = make_trainer(graph, params, run_dir)
     if resume:
         trainer.resume()
         echo(f"resuming {run_dir} after epoch {trainer.state.epoch}")
@@ -168,10 +192,12 @@ def train(
             hint="pass --resume to continue it, or --out NAME for a new run",
         )
     state_ = trainer.fit(show=not quiet, log=echo)
-    echo(
-        f"trained {params['model']['backbone']} on {name}: {state_.epoch} epochs, "
-        f"best valid MRR {state_.best_mrr:.4f} at epoch {state_.best_epoch} → {run_dir}"
-    )
+    if getattr(trainer, "is_main", True):
+        echo(
+            f"trained {params['model']['backbone']} on {name}: {state_.epoch} epochs, "
+            f"best valid MRR {state_.best_mrr:.4f} at epoch {state_.best_epoch} → {run_dir}"
+        )
+    shutdown()
 
 
 @app.command()
@@ -223,6 +249,14 @@ def evaluate(
     if per_relation is not None:
         write_per_relation_csv(per_relation, result)
     typer.echo(format_metrics(result))
+    parts = result.get("entities", {})
+    if parts.get("unseen", {}).get("count"):  # inductive entities: seen and unseen apart
+        for name in ("seen", "unseen"):
+            m = parts[name]
+            typer.echo(
+                f"{name + ' entities':32s} {m['mrr']:7.4f} {m['hits@1']:7.4f} {m['hits@3']:7.4f} "
+                f"{m['hits@10']:7.4f} {m['count']:7d}"
+            )
     echo(f"wrote {out}")
 
 
@@ -289,3 +323,6 @@ def main() -> None:
 
 # stage commands that live in their own modules
 cli_encode.register(app)
+cli_predict.register(app)
+cli_zeroshot.register(app)
+cli_report.register(app)

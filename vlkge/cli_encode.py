@@ -13,10 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from vlkge.errors import InputError
+
+if TYPE_CHECKING:
+    from vlkge.graph import Graph
 
 _MODALITIES = ("image", "text", "relation_text")
 
@@ -60,7 +64,11 @@ def encode(
     enc = params["encode"]
     store_dir = feature_store_dir(state.data_dir, name, enc)
     if merge or check:
-        _merge_or_check(store_dir, check_only=check, echo=echo)
+        from vlkge.graph import read_graph
+        from vlkge.paths import graph_dir
+
+        graph = read_graph(graph_dir(state.data_dir, name))
+        _merge_or_check(store_dir, graph, check_only=check, echo=echo)
         return
     started = time.perf_counter()
     results = run_encode(
@@ -78,15 +86,20 @@ def encode(
         echo("  " + result.line())
 
 
-def _merge_or_check(store_dir: Path, *, check_only: bool, echo: Callable[[str], None]) -> None:
-    from vlkge.features import check_store, merge_store
+def _merge_or_check(store_dir: Path, graph: Graph, *, check_only: bool, echo: Callable[[str], None]) -> None:
+    """``--merge``: check all shards, write the manifests; ``--check``: verify the merged store
+    against its manifest and the current graph (stale?), load it, check its values."""
+    from vlkge.features import load_features, merge_store
 
     found = [m for m in _MODALITIES if (store_dir / m).is_dir()]
     if not found:
         raise InputError("no feature store here", path=store_dir, hint="run `vlkge encode` first")
     for modality in found:
         mod_dir = store_dir / modality
-        manifest = check_store(mod_dir) if check_only else merge_store(mod_dir)
+        if check_only:
+            manifest = load_features(mod_dir, verify=True, graph=graph).manifest
+        else:
+            manifest = merge_store(mod_dir)
         echo(
             f"{modality}: {manifest['rows']:,} rows x {manifest['dim']} ({manifest['encoder_id']}, "
             f"weights {manifest['weights_id']}), {manifest['num_shards']} shard(s) verified"

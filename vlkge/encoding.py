@@ -42,11 +42,13 @@ from vlkge.features import (
     IncompleteStoreError,
     merge_store,
     prepare_store,
+    read_sidecar,
     shard_is_complete,
     sidecar_name,
     write_shard,
 )
-from vlkge.graph import Graph, read_graph
+from vlkge.fileio import write_json_atomic
+from vlkge.graph import Graph, graph_hashes, read_graph
 from vlkge.paths import features_dir, graph_dir
 from vlkge.provenance import library_versions
 
@@ -93,10 +95,13 @@ class EncodeOptions:
         ]
         for ok, key, what in checks:
             if not ok:
-                raise ConfigError(f"impossible value: {what}", key=key)
+                raise ConfigError("impossible value", key=key, hint=what)
         unknown = set(self.modalities) - set(MODALITIES)
         if unknown:
             raise ConfigError(f"unknown modalities {sorted(unknown)}", key="encode.modalities")
+        # refuse a bad template before any encoder (possibly a large download) is built
+        template_fields(self.text_template, ("key", "type", "name", "text"), key="encode.text_template")
+        template_fields(self.relation_template, ("key", "name"), key="encode.relation_template")
 
     @property
     def num_workers(self) -> int:
@@ -276,7 +281,7 @@ def load_image(
             warnings.simplefilter("ignore")
             with Image.open(path) as image:
                 image.load()  # decode everything now: truncated data fails here
-                rgb = image.convert("RGB")
+                rgb = _to_8bit(image).convert("RGB")
             if rgb.width < 1 or rgb.height < 1:
                 return None, "empty image"
             pixels = transform(rgb)
@@ -294,6 +299,19 @@ def load_image(
     if not torch.isfinite(pixels).all():
         return None, "non-finite pixels after preprocessing"
     return pixels, None
+
+
+def _to_8bit(image: Any) -> Any:
+    """16- and 32-bit integer images (``I;16*``, ``I``) scaled to 8-bit grey; PIL's own
+    ``convert("RGB")`` clips them at 255, which turns most 16-bit photos white."""
+    if not image.mode.startswith("I"):
+        return image
+    from PIL import Image
+
+    array = np.asarray(image)
+    bits = 16 if image.mode.startswith("I;16") or int(array.max(initial=0)) < 65536 else 32
+    scaled = (array.astype(np.float64) / float(2**bits - 1) * 255.0).round().clip(0, 255)
+    return Image.fromarray(scaled.astype(np.uint8))
 
 
 class _ImageFiles(Dataset):
@@ -484,6 +502,7 @@ def encode_graph(
     ]
     info = encoder.info
     versions = encoder_library_versions()
+    graph_record = graph_hashes(graph)  # in every sidecar, then the manifest: stale-store checks
     plans: dict[str, ModalityPlan] = {}
     todo: dict[str, list[_Shard]] = {}
     results: dict[str, ModalityResult] = {}
@@ -523,6 +542,7 @@ def encode_graph(
             shard = _Shard(modality, index, plan.rows_of(index), plan.inputs_sha256(index))
             if shard_is_complete(mod_dir, index, fp, shard.inputs_sha256):
                 result.shards_skipped += 1
+                _refresh_sidecar(mod_dir, index, num_shards=plan.num_shards, graph=graph_record)
             else:
                 pending.append(shard)
         todo[modality] = pending
@@ -544,6 +564,7 @@ def encode_graph(
                 "encoder": info.as_dict(),
                 "settings": settings,
                 "versions": versions,
+                "graph": graph_record,
             }
             writer = _ShardWriter(store_dir / modality, plan, sidecar, result, result.dim)
             started = time.perf_counter()
@@ -570,6 +591,15 @@ def encode_graph(
         else:
             log(f"{modality}: shard {rank}/{world} done; run `vlkge encode --merge` once every shard is")
     return list(results.values())
+
+
+def _refresh_sidecar(mod_dir: Path, index: int, **current: Any) -> None:
+    """A complete shard kept from another version of the graph (same rows and inputs, so the same
+    vectors): record the current plan size and graph hashes in its sidecar, so the merge sees one
+    plan and one graph."""
+    record = read_sidecar(mod_dir, index)
+    if record is not None and any(record.get(k) != v for k, v in current.items()):
+        write_json_atomic(mod_dir / sidecar_name(index), {**record, **current})
 
 
 def _all_sidecars_present(mod_dir: Path, num_shards: int) -> bool:

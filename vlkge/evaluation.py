@@ -12,6 +12,7 @@ rank is the mean of the optimistic (1 + #better) and pessimistic (1 + #better + 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,8 @@ from torch import Tensor
 from vlkge.errors import InputError
 from vlkge.graph import Graph
 from vlkge.model import KGEModel
+
+log = logging.getLogger(__name__)
 
 HITS_AT = (1, 3, 10)
 DIRECTIONS = ("head", "tail")
@@ -106,17 +109,35 @@ def candidate_pools(graph: Graph) -> tuple[Tensor, Tensor]:
     return heads, tails
 
 
+#: bytes per (query, candidate) pair while a chunk is ranked: float32 scores, one kernel temporary
+#: (the l2 form) and the boolean comparison masks — what :func:`chunk_rows` budgets for
+BYTES_PER_SCORE = 12
+#: memory budget of one evaluation chunk (MiB) unless the caller gives one
+MEMORY_MIB = 1024.0
+
+
+def chunk_rows(num_candidates: int, batch_size: int, memory_mib: float = MEMORY_MIB) -> int:
+    """Queries scored at once: at most ``batch_size``, and few enough that a chunk's [B, N]
+    scores and temporaries stay within ``memory_mib``."""
+    fit = int(memory_mib * 2**20) // max(1, num_candidates * BYTES_PER_SCORE)
+    return max(1, min(batch_size, fit))
+
+
 def _rank_chunk(scores: Tensor, answer: Tensor, rows: Tensor, cols: Tensor, allowed: Tensor | None):
-    """scores [B, N]; answer [B]; (rows, cols) filtered positions; allowed [B, N] or None."""
-    if not torch.isfinite(scores).all():
+    """scores [B, N] (overwritten); answer [B]; (rows, cols) filtered positions; allowed [B, N] or
+    None → (optimistic, pessimistic) ranks [B]. Candidates that do not count (filtered, outside
+    the pool, the answer itself) are set to -inf, which is never above or equal to a finite score."""
+    if not torch.isfinite(scores.sum()) and not torch.isfinite(scores).all():  # one reduction first
         raise FloatingPointError("non-finite scores in evaluation: the model has diverged")
-    keep = torch.ones_like(scores, dtype=torch.bool) if allowed is None else allowed.clone()
-    keep[rows, cols] = False
     arange = torch.arange(len(answer), device=scores.device)
-    keep[arange, answer] = False  # the answer itself is counted apart
     true = scores[arange, answer].unsqueeze(1)
-    better = ((scores > true) & keep).sum(1)
-    equal = ((scores == true) & keep).sum(1)
+    if allowed is not None:
+        scores.masked_fill_(~allowed, float("-inf"))
+    scores[rows, cols] = float("-inf")
+    scores[arange, answer] = float("-inf")  # the answer itself is counted apart
+    # int32 sums: summing bools into the default int64 first copies the mask 8x wider (10x slower)
+    better = (scores > true).sum(1, dtype=torch.int32).long()
+    equal = (scores == true).sum(1, dtype=torch.int32).long()
     optimistic = better + 1
     pessimistic = better + equal + 1
     return optimistic, pessimistic
@@ -132,15 +153,22 @@ def rank_triples(
     directions: str = "both",
     pools: tuple[Tensor, Tensor] | None = None,
     batch_size: int = 1024,
+    exclude: Tensor | None = None,
+    memory_mib: float = MEMORY_MIB,
 ) -> RankResult:
     """Rank every query of ``triples`` [Q, 3] against all entities, filtered.
 
-    ``pools`` (head mask [R, N], tail mask [R, N]) restricts candidates per relation.
+    ``pools`` (head mask [R, N], tail mask [R, N]) restricts candidates per relation;
+    ``exclude`` [N] bool removes entities (no representation) from the candidates. Queries are
+    scored in chunks of at most ``batch_size`` that fit ``memory_mib`` (:func:`chunk_rows`);
+    triples of a chunk that share their query (anchor, relation) are scored once.
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     candidates = model.entity.all()
+    batch_size = chunk_rows(candidates.shape[0], batch_size, memory_mib)
+    keep_candidates = None if exclude is None or not exclude.any() else ~exclude.to(device)
     parts: dict[str, list[Tensor]] = {k: [] for k in ("opt", "pess", "rel", "dir", "ans", "anc")}
     wanted = ("tail",) if directions == "tail" else DIRECTIONS
     for direction in wanted:
@@ -151,13 +179,21 @@ def rank_triples(
             chunk = triples[start : start + batch_size]
             h, r, t = chunk[:, 0], chunk[:, 1], chunk[:, 2]
             anchor, answer = (h, t) if is_tail else (t, h)
-            dev = (anchor.to(device), r.to(device))
+            keys = anchor * num_relations + r
+            unique, which = torch.unique(keys, return_inverse=True)  # sorted
+            shared = len(unique) < len(keys)
+            queries = (unique // num_relations, unique % num_relations) if shared else (anchor, r)
+            dev = (queries[0].to(device), queries[1].to(device))
             if is_tail:
                 scores = model.score_tails(dev[0], dev[1], candidates)
             else:
                 scores = model.score_heads(dev[1], dev[0], candidates)
-            rows, cols = index.lookup(anchor * num_relations + r)
+            if shared:
+                scores = scores[which.to(device)]  # one row per triple again
+            rows, cols = index.lookup(keys)
             allowed = None if pool is None else pool[r].to(device)
+            if keep_candidates is not None:
+                allowed = keep_candidates.expand(len(r), -1) if allowed is None else allowed & keep_candidates
             opt, pess = _rank_chunk(
                 scores.float(), answer.to(device), rows.to(device), cols.to(device), allowed
             )
@@ -224,24 +260,44 @@ def evaluate(
     candidate_pools_mode: str | None = None,
     batch_size: int = 1024,
     filters: Filters | None = None,
+    memory_mib: float = MEMORY_MIB,
 ) -> dict[str, Any]:
-    """Filtered evaluation of ``model`` on ``graph``'s ``split``; returns the metrics dict."""
+    """Filtered evaluation of ``model`` on ``graph``'s ``split``; returns the metrics dict.
+
+    Queries are scored ``batch_size`` at a time, fewer when a chunk's scores would exceed
+    ``memory_mib`` (large candidate sets)."""
     proto = graph.protocol
     directions = directions or proto["directions"]
     pools_mode = candidate_pools_mode or proto["candidate_pools"]
     if filters is None:
         filters = Filters.build(graph.all_triples(), graph.num_relations, protocol)
     pools = candidate_pools(graph) if pools_mode == "per_relation" else None
+    triples = evaluation_triples(graph, split)
+    exclude = _without_representation(model)
+    excluded_triples = 0
+    if exclude is not None and exclude.any():
+        touches = exclude[triples[:, 0]] | exclude[triples[:, 2]]
+        excluded_triples = int(touches.sum())
+        if excluded_triples:
+            log.warning(
+                "%d %s triple(s) touch entities with no modality and no structure: excluded",
+                excluded_triples,
+                split,
+            )
+        triples = triples[~touches]
     result = rank_triples(
         model,
-        evaluation_triples(graph, split),
+        triples,
         filters,
         num_relations=graph.num_relations,
         directions=directions,
         pools=pools,
         batch_size=batch_size,
+        exclude=exclude,
+        memory_mib=memory_mib,
     )
     metrics = summarize(result, graph.relation_keys)
+    metrics["entities"] = seen_unseen(result, graph)
     metrics["setup"] = {
         "split": split,
         "protocol": protocol,
@@ -249,5 +305,32 @@ def evaluate(
         "candidate_pools": pools_mode,
         "ties": "realistic (mean of optimistic and pessimistic rank)",
         "excluded_relations": list(proto.get("excluded_relations") or []),
+        "excluded_entities": 0 if exclude is None else int(exclude.sum()),
+        "excluded_triples": excluded_triples,
     }
     return metrics
+
+
+def _without_representation(model: KGEModel) -> Tensor | None:
+    """[N] bool of entities the model cannot represent (no modality, no structure), or None."""
+    present = getattr(model.entity, "present", None)
+    return None if present is None else ~present.cpu()
+
+
+def seen_unseen(result: RankResult, graph: Graph) -> dict[str, Any]:
+    """Metrics of queries whose two entities both occur in train (``seen``) and of those that
+    touch an entity absent from train (``unseen``: inductive entities), with direction splits."""
+    seen = torch.zeros(graph.num_entities, dtype=torch.bool)
+    train = graph.split("train")
+    seen[train[:, 0]] = True
+    seen[train[:, 2]] = True
+    unseen_query = ~(seen[result.anchor] & seen[result.answer])
+    out: dict[str, Any] = {"unseen_entities": int((~seen).sum())}
+    for name, selected in (("seen", ~unseen_query), ("unseen", unseen_query)):
+        entry = metrics_of(result.rank[selected])
+        # unseen entity as the answer (predict it) or as the anchor (predict from it)
+        if name == "unseen":
+            entry["answer_unseen"] = metrics_of(result.rank[~seen[result.answer]])
+            entry["anchor_unseen"] = metrics_of(result.rank[~seen[result.anchor]])
+        out[name] = entry
+    return out

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 import torch
 
 from vlkge.errors import ConfigError, InputError
-from vlkge.fileio import atomic_path, sha256_file, write_json_atomic
+from vlkge.fileio import atomic_path, read_json_object, sha256_file, write_json_atomic
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -201,7 +201,10 @@ def merge_store(mod_dir: Path) -> dict[str, Any]:
 
     Refuses (``IncompleteStoreError``) a store with a missing shard, a shard without sidecar or
     vice versa, a sha256 or row-count mismatch, shards of different fingerprints or dims
-    (two encoders in one store), or an entity present in two shards. Returns the manifest.
+    (two encoders in one store) or of different graph versions, or an entity present in two
+    shards. The sidecars' ``graph`` (:func:`vlkge.graph.graph_hashes` of the graph encoded) goes
+    into the manifest so a later change of the graph is detected (:func:`check_graph`). Returns
+    the manifest.
     """
     mod_dir = Path(mod_dir)
     parts = _parts(mod_dir)
@@ -227,8 +230,9 @@ def merge_store(mod_dir: Path) -> dict[str, Any]:
             ("dim", "dims"),
             ("num_shards", "shard plans"),
             ("id_column", "id columns"),
+            ("graph", "graph versions (re-run `vlkge encode` on the current graph)"),
         ):
-            values = {json.dumps(r.get(key)) for r in records.values()}
+            values = {json.dumps(r.get(key), sort_keys=True) for r in records.values()}
             if len(values) > 1:
                 problems.append(f"mixed store: {len(values)} different {what} ({', '.join(sorted(values))})")
         expected = set(range(num_shards))
@@ -273,6 +277,7 @@ def merge_store(mod_dir: Path) -> dict[str, Any]:
         "num_shards": len(ordered),
         "shards": [{"name": r["file"], "rows": r["rows"], "sha256": r["sha256"]} for r in ordered],
         "report": REPORT,
+        "graph": first.get("graph"),
         **_library_versions_note(ordered),
     }
     write_json_atomic(mod_dir / REPORT, _report(manifest, ordered))
@@ -320,7 +325,44 @@ def read_manifest(mod_dir: str | Path) -> dict[str, Any]:
             path=Path(mod_dir),
             hint="run `vlkge encode` (and `vlkge encode --merge` after sharded runs)",
         )
-    return json.loads(path.read_text(encoding="utf-8"))
+    manifest = read_json_object(
+        path, hint="run `vlkge encode --merge` to rewrite it", error=IncompleteStoreError
+    )
+    required = {"rows": int, "dim": int, "id_column": str, "shards": list}
+    bad = [k for k, kind in required.items() if not isinstance(manifest.get(k), kind)]
+    if not bad and (manifest["rows"] < 0 or manifest["dim"] < 1):
+        bad = ["rows", "dim"]
+    for entry in manifest.get("shards") or []:
+        if not (isinstance(entry, dict) and _PART.match(str(entry.get("name")))):
+            bad.append("shards")
+            break
+    if bad:
+        raise IncompleteStoreError(
+            f"manifest lacks or mistypes {bad}", path=path, hint="run `vlkge encode --merge` to rewrite it"
+        )
+    return manifest
+
+
+def check_graph(manifest: dict[str, Any], graph: Any, mod_dir: str | Path) -> None:
+    """Refuse a store encoded from another version of ``graph`` (a :class:`~vlkge.graph.Graph`):
+    the manifest's graph hashes (``merge_store(graph=...)``) must match the graph's files."""
+    from vlkge.graph import graph_hashes
+
+    then = manifest.get("graph") or {}
+    now = graph_hashes(graph)
+    table = "relations" if manifest.get("id_column") == "relation_id" else "entities"
+    if not then or then.get(f"{table}_sha256") == now[f"{table}_sha256"]:
+        return  # no record (a low-level merge_store call without graph): nothing to compare
+    encoder = (manifest.get("encoder") or {}).get("name") or manifest.get("encoder_id") or "MODEL"
+    store = Path(mod_dir).parent.name
+    dataset = now.get("dataset") or "DATASET"
+    command = f"vlkge encode {dataset} --model {encoder}" + (f" --store {store}" if store != encoder else "")
+    raise InputError(
+        f"stale feature store: it was encoded from another version of the graph ({table}.parquet "
+        f"changed: {then.get(table)} {table} then, {now[table]} now)",
+        path=Path(mod_dir) / MANIFEST,
+        hint=f"re-encode with `{command}` (complete shards are reused)",
+    )
 
 
 def check_store(mod_dir: str | Path) -> dict[str, Any]:
@@ -334,18 +376,28 @@ def check_store(mod_dir: str | Path) -> dict[str, Any]:
         path = mod_dir / shard["name"]
         if not path.is_file():
             problems.append(f"{shard['name']} missing")
-        elif sha256_file(path) != shard["sha256"]:
+        elif sha256_file(path) != shard.get("sha256"):
             problems.append(f"{shard['name']}: sha256 differs from the manifest")
-        elif pq.ParquetFile(path).metadata.num_rows != shard["rows"]:
+        elif _num_rows(path) != shard.get("rows"):
             problems.append(f"{shard['name']}: row count differs from the manifest")
     unlisted = sorted(p.name for p in mod_dir.glob("part-*.parquet") if p.name not in listed)
     if unlisted:
         problems.append(f"shards not in the manifest: {unlisted[:10]}")
     if problems:
         raise IncompleteStoreError(
-            "feature store does not match its manifest: " + "; ".join(problems), path=mod_dir
+            "feature store does not match its manifest: " + "; ".join(problems),
+            path=mod_dir,
+            hint="re-run `vlkge encode`: damaged shards are redone and the manifest rewritten",
         )
     return manifest
+
+
+def _num_rows(path: Path) -> int | None:
+    """Rows of a Parquet shard, or None when it is not readable Parquet."""
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (OSError, pa.ArrowException):
+        return None
 
 
 @dataclass(frozen=True)
@@ -373,30 +425,44 @@ class FeatureTable:
         return matrix, mask
 
 
-def load_features(mod_dir: str | Path, *, verify: bool = False) -> FeatureTable:
+def load_features(mod_dir: str | Path, *, verify: bool = False, graph: Any = None) -> FeatureTable:
     """Load a complete modality store into one contiguous float32 tensor.
 
     Reads each shard with pyarrow (memory-mapped), takes the flat float buffer of the
     fixed-size-list column without per-row Python, and copies it into a preallocated
-    [rows, d] tensor. ``verify`` re-hashes every shard against the manifest first.
+    [rows, d] tensor. ``verify`` re-hashes every shard against the manifest first. With
+    ``graph`` the store must have been encoded from that graph (:func:`check_graph`) and its ids
+    must lie in its range. Refuses non-finite values, negative and repeated ids.
     """
     mod_dir = Path(mod_dir)
     manifest = check_store(mod_dir) if verify else read_manifest(mod_dir)
+    if graph is not None:
+        check_graph(manifest, graph, mod_dir)
     rows, dim, column = int(manifest["rows"]), int(manifest["dim"]), manifest["id_column"]
     values = np.empty((rows, dim), dtype=np.float32)
     ids = np.empty(rows, dtype=np.int64)
     offset = 0
     for shard in manifest["shards"]:
-        table = pq.read_table(mod_dir / shard["name"], columns=[column, EMBEDDING], memory_map=True)
+        try:
+            table = pq.read_table(mod_dir / shard["name"], columns=[column, EMBEDDING], memory_map=True)
+        except (OSError, pa.ArrowException) as exc:
+            raise IncompleteStoreError(
+                f"unreadable shard {shard['name']} ({str(exc).splitlines()[0]})",
+                path=mod_dir,
+                hint="re-run `vlkge encode` (damaged shards are redone)",
+            ) from None
         n = table.num_rows
         if offset + n > rows:
             raise IncompleteStoreError("shards hold more rows than the manifest says", path=mod_dir)
         ids[offset : offset + n] = table.column(column).to_numpy()
         at = offset
         for chunk in table.column(EMBEDDING).chunks:
-            if chunk.type.list_size != dim:
+            size = getattr(chunk.type, "list_size", None)
+            if size != dim:
                 raise IncompleteStoreError(
-                    f"{shard['name']} has dim {chunk.type.list_size}, not {dim}", path=mod_dir
+                    f"{shard['name']} has dim {size}, the manifest says {dim}",
+                    path=mod_dir,
+                    hint="re-encode it: `vlkge encode --force` rebuilds the store",
                 )
             flat = chunk.flatten().to_numpy(zero_copy_only=False)
             values[at : at + len(chunk)] = flat.reshape(len(chunk), dim)
@@ -404,7 +470,31 @@ def load_features(mod_dir: str | Path, *, verify: bool = False) -> FeatureTable:
         offset += n
     if offset != rows:
         raise IncompleteStoreError(f"shards hold {offset} rows, the manifest says {rows}", path=mod_dir)
+    _check_values(mod_dir, ids, values, manifest, graph)
     return FeatureTable(ids=torch.from_numpy(ids), values=torch.from_numpy(values), manifest=manifest)
+
+
+def _check_values(mod_dir: Path, ids: np.ndarray, values: np.ndarray, manifest: dict, graph: Any) -> None:
+    """Ids non-negative, unique and (with ``graph``) in range; every value finite."""
+    hint = "re-encode it: `vlkge encode --force` rebuilds the store"
+    finite = np.isfinite(values).all(axis=1)
+    if not finite.all():
+        first = int(ids[np.flatnonzero(~finite)[0]])
+        raise IncompleteStoreError(
+            f"{int((~finite).sum())} row(s) hold NaN or infinite values (first: id {first})",
+            path=mod_dir,
+            hint=hint,
+        )
+    if ids.size and int(ids.min()) < 0:
+        raise IncompleteStoreError(f"negative id {int(ids.min())} in the store", path=mod_dir, hint=hint)
+    if np.unique(ids).shape[0] != ids.shape[0]:
+        raise IncompleteStoreError("an id occurs in more than one row", path=mod_dir, hint=hint)
+    if graph is not None and ids.size:
+        size = graph.num_relations if manifest["id_column"] == "relation_id" else graph.num_entities
+        if int(ids.max()) >= size:
+            raise IncompleteStoreError(
+                f"ids reach {int(ids.max())} but the graph has {size}", path=mod_dir, hint=hint
+            )
 
 
 def store_modalities(store_dir: str | Path) -> list[str]:

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from vlkge.errors import InputError
+
 _CHUNK = 1 << 20
 
 
@@ -22,6 +24,19 @@ def sha256_file(path: str | Path) -> str:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_json_object(path: str | Path, *, hint: str, error: type[InputError] = InputError) -> dict[str, Any]:
+    """The JSON object stored in ``path``; ``error`` naming the file and ``hint`` when the file
+    cannot be read, is not JSON or holds something other than an object."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise error(f"unreadable {path.name} ({exc})", path=path, hint=hint) from None
+    if not isinstance(value, dict):
+        raise error(f"{path.name} is not a JSON object", path=path, hint=hint)
+    return value
 
 
 @contextlib.contextmanager
@@ -50,6 +65,27 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def remove_temporaries(directory: str | Path, names: list[str] | tuple[str, ...]) -> list[Path]:
+    """Delete what a killed :func:`atomic_path` left next to ``directory/<name>`` for each name
+    (``.<name>.*.tmp`` files or directories); return what was removed.
+
+    Only for directories with a single writer (a run directory): a concurrent writer's temporary
+    would be removed too.
+    """
+    directory = Path(directory)
+    removed: list[Path] = []
+    if not directory.is_dir():
+        return removed
+    for name in names:
+        for path in directory.glob(f".{name}.*.tmp"):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def write_text_atomic(target: str | Path, text: str) -> None:

@@ -1,64 +1,111 @@
-"""Scores of a batch of queries against sampled candidate rows, without materialising them all.
+"""Scores of a batch of queries against sampled candidate rows, without materialising them.
 
-Training with K negatives per positive needs ⟨q_b, e_{idx[b,k]}⟩ for B·K pairs. Gathering the rows
-first builds a [B, K, w] tensor (hundreds of MB at the paper's settings) whose allocation and
-backward scatter dominate an epoch. :func:`sampled_dot` works through the batch in row chunks of
-bounded size, forward and backward, with batched matrix products, and accumulates gradients
-straight into the [B, S, w] queries and the [N, w] table.
+Training with K negatives per positive needs ⟨q_{b,s}, e_{idx[b,k]}⟩ for B·K pairs (s = the side
+query of pair (b, k)). Gathering the rows first builds a [B, K, w] tensor (157 MB at the paper's
+settings) whose allocation and backward scatter dominate an epoch. Here the pairs are a sparse
+[B·S, N] pattern instead:
+
+- forward: one sampled dense-dense product (SDDMM, ``torch.sparse.sampled_addmm``) over the
+  pattern in CSR form: each pair's dot product, nothing gathered;
+- backward: two weighted bag sums (``embedding_bag`` with per-sample weights): the query gradient
+  sums the pair gradients times table rows per query row, the table gradient sums them times
+  query rows per entity (pairs sorted by entity). No [B, K, w] tensor, no atomic scatter.
+
+The table gradient is dense [N, w] by default, or a sparse COO tensor over the touched rows when
+``sparse=True`` (row-wise optimiser updates on large graphs).
 """
 
 from __future__ import annotations
 
+import warnings
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-#: floats in one chunk's gathered rows (rows × K × w); 4M floats = 16 MiB
-CHUNK_FLOATS = 1 << 22
 
-
-def _rows_per_chunk(k: int, w: int) -> int:
-    return max(1, CHUNK_FLOATS // max(1, k * w))
+def _pattern(index: Tensor, side: Tensor, n_side: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Pairs as CSR rows ``b·S + side``: (crow [B·S + 1], order [B, K] of the pairs within each
+    row of ``index`` so that equal sides are contiguous, columns [B·K] in that order)."""
+    b, k = index.shape
+    if n_side == 1:
+        order = torch.arange(k, device=index.device).expand(b, k)
+        cols = index.reshape(-1)
+        crow = torch.arange(0, b * k + 1, k, device=index.device)
+        return crow, order, cols
+    order = torch.sort(side, dim=1, stable=True).indices
+    cols = index.gather(1, order).reshape(-1)
+    rows = (torch.arange(b, device=index.device).unsqueeze(1) * n_side + side).reshape(-1)
+    crow = torch.zeros(b * n_side + 1, dtype=torch.long, device=index.device)
+    crow[1:] = torch.bincount(rows, minlength=b * n_side).cumsum(0)
+    return crow, order, cols
 
 
 class _SampledDot(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, queries: Tensor, table: Tensor, index: Tensor, side: Tensor) -> Tensor:
-        b, k = index.shape
-        step = _rows_per_chunk(k, table.shape[1])
-        out = torch.empty(b, k, dtype=queries.dtype, device=queries.device)
-        for s in range(0, b, step):
-            rows = table[index[s : s + step]]  # [c, K, w]
-            both = torch.bmm(rows, queries[s : s + step].transpose(1, 2))  # [c, K, S]
-            out[s : s + step] = both.gather(2, side[s : s + step].unsqueeze(2)).squeeze(2)
-        ctx.save_for_backward(queries, table, index, side)
+    def forward(ctx, queries: Tensor, table: Tensor, index: Tensor, side: Tensor, sparse: bool) -> Tensor:
+        b, n_side, w = queries.shape
+        crow, order, cols = _pattern(index, side, n_side)
+        flat = queries.reshape(b * n_side, w)
+        with warnings.catch_warnings():  # "CSR support is in beta"
+            warnings.simplefilter("ignore")
+            pattern = torch.sparse_csr_tensor(
+                crow,
+                cols,
+                torch.zeros(cols.numel(), dtype=queries.dtype, device=queries.device),
+                (b * n_side, table.shape[0]),
+                check_invariants=False,
+            )
+        values = torch.sparse.sampled_addmm(pattern, flat, table.T, beta=0.0).values()
+        out = torch.empty_like(values).view(index.shape)
+        out.scatter_(1, order, values.view(index.shape))
+        ctx.save_for_backward(queries, table, crow, order, cols)
+        ctx.sparse = sparse
         return out
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        queries, table, index, side = ctx.saved_tensors
-        b, k = index.shape
-        n_side = queries.shape[1]
-        step = _rows_per_chunk(k, table.shape[1])
-        grad_q = torch.zeros_like(queries) if ctx.needs_input_grad[0] else None
-        grad_t = torch.zeros_like(table) if ctx.needs_input_grad[1] else None
-        for s in range(0, b, step):
-            idx, sd = index[s : s + step], side[s : s + step]
-            # spread each pair's gradient onto its query side: [c, K, S]
-            g = torch.zeros(idx.shape[0], k, n_side, dtype=grad.dtype, device=grad.device)
-            g.scatter_(2, sd.unsqueeze(2), grad[s : s + step].unsqueeze(2))
-            if grad_q is not None:
-                grad_q[s : s + step] = torch.bmm(g.transpose(1, 2), table[idx])  # [c, S, w]
-            if grad_t is not None:
-                contrib = torch.bmm(g, queries[s : s + step])  # [c, K, w]
-                grad_t.index_add_(0, idx.reshape(-1), contrib.reshape(-1, table.shape[1]))
-        return grad_q, grad_t, None, None
+        queries, table, crow, order, cols = ctx.saved_tensors
+        b, n_side, w = queries.shape
+        weights = grad.contiguous().gather(1, order).reshape(-1)  # in pattern order
+        grad_q = grad_t = None
+        if ctx.needs_input_grad[0]:
+            grad_q = F.embedding_bag(
+                cols, table, crow[:-1], mode="sum", per_sample_weights=weights.to(table.dtype)
+            ).view(b, n_side, w)
+        if ctx.needs_input_grad[1]:
+            rows = torch.repeat_interleave(
+                torch.arange(b * n_side, device=cols.device), crow[1:] - crow[:-1], output_size=cols.numel()
+            )
+            by_entity = torch.argsort(cols, stable=True)
+            entities = cols[by_entity]
+            counts = torch.bincount(entities, minlength=table.shape[0])
+            flat = queries.reshape(b * n_side, w)
+            if ctx.sparse:
+                touched = counts.nonzero().squeeze(1)
+                offsets = torch.zeros_like(touched)
+                offsets[1:] = counts[touched].cumsum(0)[:-1]
+                values = F.embedding_bag(
+                    rows[by_entity], flat, offsets, mode="sum", per_sample_weights=weights[by_entity]
+                )
+                grad_t = torch.sparse_coo_tensor(
+                    touched.unsqueeze(0), values, table.shape, is_coalesced=True, check_invariants=False
+                )
+            else:
+                offsets = torch.zeros_like(counts)
+                offsets[1:] = counts.cumsum(0)[:-1]
+                grad_t = F.embedding_bag(
+                    rows[by_entity], flat, offsets, mode="sum", per_sample_weights=weights[by_entity]
+                )
+        return grad_q, grad_t, None, None, None
 
 
-def sampled_dot(queries: Tensor, table: Tensor, index: Tensor, side: Tensor) -> Tensor:
+def sampled_dot(queries: Tensor, table: Tensor, index: Tensor, side: Tensor, sparse: bool = False) -> Tensor:
     """out[b, k] = ⟨queries[b, side[b, k]], table[index[b, k]]⟩.
 
     queries [B, S, w] (S query variants per row, e.g. head- and tail-side queries), table [N, w],
     index [B, K] int64, side [B, K] int64 in [0, S) → [B, K]. Differentiable in ``queries`` and
-    ``table``; extra memory is bounded by ``CHUNK_FLOATS``.
+    ``table``; extra memory is O(B·K) indices plus the gradients themselves. ``sparse``: the
+    table's gradient is a sparse COO tensor over the touched rows.
     """
-    return _SampledDot.apply(queries, table, index, side)
+    return _SampledDot.apply(queries, table, index, side, sparse)

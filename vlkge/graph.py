@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import torch
 
 from vlkge.errors import InputError
-from vlkge.fileio import atomic_path
+from vlkge.fileio import atomic_path, read_json_object, remove_temporaries, sha256_file
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 GRAPH_FORMAT_VERSION = 1
@@ -205,6 +205,7 @@ def write_graph(
         "protocol": graph.protocol,
         "counts": graph.summary(),
     }
+    remove_temporaries(out_dir.parent, (out_dir.name,))  # what a killed clean left
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         pq.write_table(ent, tmp / "entities.parquet")
@@ -235,6 +236,18 @@ def _graph_from_tables(
     )
 
 
+def graph_hashes(graph: Graph) -> dict[str, Any]:
+    """What the feature store was encoded from: sha256 of ``entities.parquet`` and
+    ``relations.parquet`` (the files DVC tracks as the encode stage's dependency) and counts."""
+    return {
+        "dataset": graph.meta.get("dataset"),
+        "entities": graph.num_entities,
+        "relations": graph.num_relations,
+        "entities_sha256": sha256_file(graph.root / "entities.parquet"),
+        "relations_sha256": sha256_file(graph.root / "relations.parquet"),
+    }
+
+
 def read_graph(graph_dir: str | Path) -> Graph:
     """Read a canonical graph directory written by :func:`write_graph`."""
     root = Path(graph_dir)
@@ -245,7 +258,7 @@ def read_graph(graph_dir: str | Path) -> Graph:
             path=root,
             hint="run `vlkge crawl` and `vlkge clean` for this dataset first",
         )
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta = read_json_object(meta_path, hint="re-run `vlkge clean`")
     tables = {}
     for name, schema in (
         ("entities", ENTITY_SCHEMA),
@@ -255,7 +268,15 @@ def read_graph(graph_dir: str | Path) -> Graph:
         path = root / f"{name}.parquet"
         if not path.is_file():
             raise InputError("file missing from the graph", path=path, hint="re-run `vlkge clean`")
-        tables[name] = _check_schema(pq.read_table(path), schema, path)
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(
+                f"damaged Parquet file ({str(exc).splitlines()[0]})",
+                path=path,
+                hint="re-run `vlkge clean`",
+            ) from None
+        tables[name] = _check_schema(table, schema, path)
     graph = _graph_from_tables(root, tables["entities"], tables["relations"], tables["triples"], meta)
     validate_graph(graph)
     return graph

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from vlkge.gathered import sampled_dot
@@ -72,21 +73,32 @@ class Interaction:
         if self.kernel == "dot":
             return q @ candidates.T
         if self.kernel == "l2":
-            sq = (q * q).sum(-1, keepdim=True) + (candidates * candidates).sum(-1) - 2.0 * (q @ candidates.T)
-            return self.margin - sq.clamp_min(_EPS).sqrt()
+            # ‖q‖² + ‖e‖² − 2⟨q, e⟩: one fused matrix product, in place when no gradient is needed
+            sq = torch.addmm((candidates * candidates).sum(-1).unsqueeze(0), q, candidates.T, alpha=-2.0)
+            sq = sq.add_((q * q).sum(-1, keepdim=True))
+            if torch.is_grad_enabled() and sq.requires_grad:
+                return self.margin - sq.clamp_min(_EPS).sqrt()
+            return sq.clamp_min_(_EPS).sqrt_().neg_().add_(self.margin)
         return self.margin - torch.cdist(q, candidates, p=1.0)
 
-    def compare_sampled(self, queries: Tensor, table: Tensor, index: Tensor, side: Tensor) -> Tensor:
+    def compare_sampled(
+        self, queries: Tensor, table: Tensor, index: Tensor, side: Tensor, sparse: bool = False
+    ) -> Tensor:
         """queries [B, S, w], table [N, w], index and side [B, K]
-        → kernel(queries[b, side[b, k]], table[index[b, k]]) [B, K]."""
+        → kernel(queries[b, side[b, k]], table[index[b, k]]) [B, K].
+
+        ``sparse``: the table's gradient is a sparse tensor over the touched rows (a leaf table
+        updated row-wise by the optimiser)."""
         if self.kernel == "l1":
             chosen = queries.gather(1, side.unsqueeze(-1).expand(*side.shape, queries.shape[-1]))
-            return self.compare(chosen, table[index])
-        dots = sampled_dot(queries, table, index, side)
+            return self.compare(chosen, F.embedding(index, table, sparse=sparse))
+        dots = sampled_dot(queries, table, index, side, sparse)
         if self.kernel == "dot":
             return dots
         q_sq = (queries * queries).sum(-1).gather(1, side)  # [B, K]
-        t_sq = (table * table).sum(-1)[index]  # [B, K]
+        # squared norms of the touched rows only: no [N, w] work or gradient per batch
+        rows, where = torch.unique(index, return_inverse=True)
+        t_sq = F.embedding(rows, table, sparse=sparse).pow(2).sum(-1)[where]  # [B, K]
         return self.margin - (q_sq + t_sq - 2.0 * dots).clamp_min(_EPS).sqrt()
 
     # -- the three score forms -------------------------------------------------------------

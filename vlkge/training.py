@@ -7,7 +7,6 @@ and ``model.pt`` (the weights with the best valid MRR, or the last epoch's when 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,16 +19,71 @@ from tqdm.auto import tqdm
 
 from vlkge.errors import ConfigError, InputError
 from vlkge.evaluation import Filters, evaluate
-from vlkge.fileio import atomic_path, write_json_atomic
+from vlkge.fileio import (
+    atomic_path,
+    read_json_object,
+    remove_temporaries,
+    sha256_file,
+    write_json_atomic,
+)
 from vlkge.graph import Graph
-from vlkge.model import KGEModel, build_model
+from vlkge.model import KGEModel, StructuralEmbedding, build_model
+from vlkge.optim import RowAdagrad
 from vlkge.provenance import library_versions
 from vlkge.registry import Registry
+from vlkge.representations import (
+    EntityRepresentations,
+    check_record,
+    is_multimodal,
+    load_entity_inputs,
+    report_missing,
+)
 from vlkge.sampling import NegativeSampler
 
 OPTIMIZERS: Registry = Registry("optimizer")
-OPTIMIZERS.register("adagrad")(torch.optim.Adagrad)
+OPTIMIZERS.register("adagrad")(RowAdagrad)  # torch's Adagrad, row-wise on sparse gradients
 OPTIMIZERS.register("adam")(torch.optim.Adam)
+#: optimisers whose update from a sparse (touched rows only) gradient equals the dense update.
+#: With one of them, and a batch touching under half the entity rows (B·(K+2) < N/2: large
+#: graphs), the entity table gets sparse gradients: a batch then costs O(touched rows), not O(N).
+ROW_WISE = {"adagrad"}
+
+
+def build_tuner(graph: Graph, params: dict[str, Any], reps: EntityRepresentations, record: dict[str, Any]):
+    """The encoder of ``encode.model``, partly unfrozen, streaming the graph's images and texts."""
+    from vlkge.encoding import encoder_from_params
+    from vlkge.finetune import UNFREEZE, EncoderTuner
+    from vlkge.predict import check_encoder
+
+    if params["encode"]["model"] not in UNFREEZE:
+        raise ConfigError(
+            f"fine-tuning is not implemented for the {params['encode']['model']!r} encoder",
+            key="train.frozen",
+            hint=f"fine-tune one of: {', '.join(UNFREEZE.names())}; or train with --frozen",
+        )
+    encode = {**params["encode"], "precision": "fp32", "device": params["train"]["device"]}
+    encoder = encoder_from_params(encode)
+    check_encoder(encoder, record)
+    return EncoderTuner(encoder, graph, reps, record, params["train"]["finetune_layers"])
+
+
+def parameter_groups(model: KGEModel, spec: dict[str, Any], tuner: Any = None) -> list[dict[str, Any]]:
+    """Tables at ``train.lr``; the shared layers of multimodal representations (projections,
+    fusion, imaginary part) at ``train.projection_lr``: one dense matrix gets a gradient from
+    every entity, and a per-coordinate optimiser step of ``lr`` would move every projected vector
+    far more than a table row moves."""
+    shared = []
+    if isinstance(model.entity, EntityRepresentations):
+        table = model.entity.structure
+        own = set() if table is None else {id(p) for p in table.parameters()}
+        shared = [p for p in model.entity.parameters() if id(p) not in own]
+    ids = {id(p) for p in shared}
+    groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if id(p) not in ids]}]
+    if shared:
+        groups.append({"params": shared, "lr": spec["projection_lr"]})
+    if tuner is not None:
+        groups.append({"params": tuner.parameters(), "lr": spec["finetune_lr"]})
+    return groups
 
 
 def resolve_device(name: str) -> torch.device:
@@ -80,8 +134,24 @@ class Trainer:
                 key="train.negatives",
                 hint="use fewer negatives than entities",
             )
+        if not 0.0 <= self.spec["structure_dropout"] < 1.0:
+            raise ConfigError(
+                f"impossible value {self.spec['structure_dropout']}",
+                key="train.structure_dropout",
+                hint="0 <= p < 1",
+            )
         torch.manual_seed(params["seed"])
-        self.model = (model or build_model(params, graph.num_entities, graph.num_relations)).to(self.device)
+        self.inputs = None
+        if model is None and is_multimodal(params):
+            self.inputs = load_entity_inputs(graph, params)
+        if model is None:
+            model = build_model(params, graph.num_entities, graph.num_relations, self.inputs)
+        self.model = model.to(self.device)
+        self.tuner = None
+        if isinstance(self.model.entity, EntityRepresentations):
+            self.excluded = report_missing(self.model.entity, graph)
+            if not self.spec["frozen"] and self.inputs is not None:
+                self.tuner = build_tuner(graph, params, self.model.entity, self.inputs.record)
         self.generator = torch.Generator().manual_seed(params["seed"])
         self.sampler = NegativeSampler(
             self.train,
@@ -92,8 +162,11 @@ class Trainer:
             filtered=self.spec["filtered"],
             generator=self.generator,
         )
+        if isinstance(self.model.entity, StructuralEmbedding):
+            touched = self.spec["batch_size"] * (self.spec["negatives"] + 2)
+            self.model.entity.sparse = self.spec["optimizer"] in ROW_WISE and 2 * touched < graph.num_entities
         self.optimizer = OPTIMIZERS.get(self.spec["optimizer"], key="train.optimizer")(
-            self.model.parameters(), lr=self.spec["lr"]
+            parameter_groups(self.model, self.spec, self.tuner), lr=self.spec["lr"]
         )
         self.state = TrainState()
         self.filters = Filters.build(graph.all_triples(), graph.num_relations, "correct")
@@ -110,11 +183,14 @@ class Trainer:
             "dataset": self.graph.meta.get("dataset"),
             "graph": str(self.graph.root),
             "graph_inputs": self.graph.meta.get("inputs", {}),
+            "graph_sha256": graph_file_hashes(self.graph),
             "graph_counts": self.graph.meta.get("counts", {}),
             "seed": self.params["seed"],
             "versions": library_versions(),
             "device": str(self.device),
         }
+        if self.inputs is not None:
+            config["features"] = self.inputs.record
         write_json_atomic(self.run_dir / "config.json", config)
 
     def save_checkpoint(self) -> None:
@@ -122,15 +198,31 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),  # dropout etc. draw from the global generator
             "state": self.state.__dict__,
             "params": self.params,
         }
+        if self.tuner is not None:
+            payload["tuned"] = self._tuned()
         with atomic_path(self.checkpoint_path) as tmp:
             torch.save(payload, tmp)
 
     def save_weights(self, name: str = "model.pt") -> None:
         with atomic_path(self.run_dir / name) as tmp:
-            torch.save({"model": self.model.state_dict(), "params": self.params}, tmp)
+            payload = {"model": self.model.state_dict(), "params": self.params}
+            if self.inputs is not None:
+                payload["features"] = self.inputs.record
+            if self.tuner is not None:
+                payload["tuned"] = self._tuned()
+            torch.save(payload, tmp)
+
+    def _tuned(self) -> dict[str, Any]:
+        """Fine-tuned runs: the encoder's trainable weights and the tuned feature tables."""
+        reps = self.model.entity
+        return {
+            "encoder": self.tuner.state_dict(),
+            "features": {m: getattr(reps, f"features_{m}").detach().cpu() for m in reps.feature_modalities},
+        }
 
     def resume(self) -> None:
         """Restore the last complete epoch from ``checkpoint.pt``."""
@@ -140,10 +232,15 @@ class Trainer:
                 path=self.checkpoint_path,
                 hint="run without --resume",
             )
-        payload = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        payload = _load_payload(self.checkpoint_path, self.device)
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
-        self.generator.set_state(payload["generator"])
+        self.generator.set_state(payload["generator"].cpu())
+        if self.tuner is not None and "tuned" in payload:
+            apply_tuned(self.model, payload["tuned"])
+            self.tuner.encoder.model.load_state_dict(payload["tuned"]["encoder"], strict=False)
+        if "torch_rng" in payload:
+            torch.set_rng_state(payload["torch_rng"].cpu())
         self.state = TrainState(**payload["state"])
 
     # -- training --------------------------------------------------------------------------
@@ -170,8 +267,9 @@ class Trainer:
             x.to(self.device, non_blocking=True) for x in (batch, negatives, corrupt_head, keep)
         )
         replacement = torch.where(corrupt_head, negatives[..., 0], negatives[..., 2])
-        positive = self.model.score_hrt(batch[:, 0], batch[:, 1], batch[:, 2])
-        negative = self.model.score_negatives(batch, replacement, corrupt_head)
+        table = self._entity_table(batch)
+        positive = self.model.score_hrt(batch[:, 0], batch[:, 1], batch[:, 2], table)
+        negative = self.model.score_negatives(batch, replacement, corrupt_head, table)
         loss = softplus_loss(positive, negative, keep.float())
         reg = self.spec["regularization"]
         if reg:
@@ -183,8 +281,24 @@ class Trainer:
                     negatives[..., 2].reshape(-1),
                 ]
             )
-            loss = loss + reg * self.model.entity(touched).pow(2).mean()
+            loss = loss + reg * self.model._entities(touched, table).pow(2).mean()
         return loss
+
+    def _entity_table(self, batch: Tensor) -> Tensor | None:
+        """Multimodal runs: all entity representations, computed once per batch (with the
+        positives re-encoded when fine-tuning, and structure dropped at ``structure_dropout``);
+        None for the plain structural table."""
+        reps = self.model.entity
+        if not isinstance(reps, EntityRepresentations):
+            return None
+        fresh = None
+        if self.tuner is not None:  # fine-tuning: the positives' entities re-encoded with gradients
+            fresh = self.tuner.fresh(torch.cat([batch[:, 0], batch[:, 2]]))
+        drop = None
+        if self.spec["structure_dropout"] > 0:
+            rand = torch.rand(reps.num_entities, generator=self.generator)
+            drop = (rand < self.spec["structure_dropout"]).to(self.device)
+        return reps.all(fresh, drop)
 
     def train_epoch(self, epoch: int, show: bool = True) -> dict[str, float]:
         self.model.train()
@@ -216,6 +330,8 @@ class Trainer:
         return {"epoch": epoch, "loss": total / max(count, 1), "seconds": seconds, "triples": count}
 
     def validate(self) -> dict[str, Any]:
+        if self.tuner is not None:
+            self.tuner.refresh_all()
         return evaluate(
             self.model,
             self.graph,
@@ -227,6 +343,7 @@ class Trainer:
     def fit(self, *, show: bool = True, log=print) -> TrainState:
         """Train until ``train.epochs`` or early stopping; checkpoint every epoch."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        remove_temporaries(self.run_dir, RUN_FILES)  # what a killed run was writing
         self.write_config()
         spec, state = self.spec, self.state
         has_valid = len(self.graph.triples["valid"]) > 0
@@ -264,14 +381,45 @@ class Trainer:
         return state
 
 
+RUN_FILES = ("config.json", "checkpoint.pt", "model.pt", "history.json")
+
+
+def graph_file_hashes(graph: Graph) -> dict[str, str]:
+    """sha256 of the graph's files (the run's inputs), by file name."""
+    names = ("entities.parquet", "relations.parquet", "triples.parquet", "meta.json")
+    return {n: sha256_file(graph.root / n) for n in names if (graph.root / n).is_file()}
+
+
+def _load_payload(path: Path, device: Any) -> dict[str, Any]:
+    """``torch.load`` of a checkpoint or model file; InputError for a damaged one."""
+    try:
+        payload = torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # a truncated or foreign file fails in many ways inside torch/pickle
+        raise InputError(
+            f"damaged or not a vlkge checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
+            path=path,
+            hint="delete it and train again (or resume from an intact copy)",
+        ) from None
+    if not isinstance(payload, dict) or "model" not in payload:
+        raise InputError("not a vlkge checkpoint", path=path, hint="delete it and train again")
+    return payload
+
+
 def load_run(run_dir: str | Path, graph: Graph, device: str = "cpu") -> KGEModel:
     """The best model of a finished (or interrupted) run."""
     run_dir = Path(run_dir)
     path = run_dir / "model.pt"
     if not path.is_file():
         raise InputError("no trained model here", path=path, hint="run `vlkge train` first")
-    payload = torch.load(path, map_location=device, weights_only=False)
-    model = build_model(payload["params"], graph.num_entities, graph.num_relations)
+    payload = _load_payload(path, device)
+    params = payload["params"]
+    inputs = None
+    if is_multimodal(params):
+        inputs = load_entity_inputs(graph, params)
+        check_record(inputs, payload.get("features", {}), path)
+    model = build_model(params, graph.num_entities, graph.num_relations, inputs)
+    if "tuned" in payload:
+        apply_tuned(model, payload["tuned"])
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as exc:
@@ -283,8 +431,21 @@ def load_run(run_dir: str | Path, graph: Graph, device: str = "cpu") -> KGEModel
     return model.to(device)
 
 
+def apply_tuned(model: KGEModel, tuned: dict[str, Any]) -> None:
+    """Put a fine-tuned run's feature tables into its representations."""
+    for m, values in tuned["features"].items():
+        getattr(model.entity, f"features_{m}").copy_(values)
+
+
 def read_config(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
-        raise InputError("not a run directory (config.json missing)", path=run_dir)
-    return json.loads(path.read_text(encoding="utf-8"))
+        raise InputError(
+            "not a run directory (config.json missing)",
+            path=run_dir,
+            hint="give a run directory (data/<dataset>/models/<run>) or a run name with --dataset",
+        )
+    config = read_json_object(path, hint="train the run again")
+    if not isinstance(config.get("params"), dict):
+        raise InputError("config.json holds no params", path=path, hint="train the run again")
+    return config

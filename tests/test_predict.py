@@ -1,0 +1,93 @@
+"""`vlkge predict`: a new entity from a real image and a text, scored like a graph entity."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tests.vl_data import IMAGES, encode_tiny, image_files, tiny_clip, vl_params, write_tiny_vl_graph
+from vlkge.errors import InputError
+from vlkge.predict import CandidateIndex, encode_query, load_for_prediction, predict
+from vlkge.training import Trainer
+
+pytestmark = pytest.mark.skipif(not IMAGES.is_dir(), reason="shared images not found")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    data = tmp_path_factory.mktemp("predict") / "data"
+    graph = write_tiny_vl_graph(data / "tiny-vl", inductive=False)
+    encode_tiny(graph)
+    run_dir = data / "tiny-vl" / "models" / "vl"
+    Trainer(graph, vl_params(modalities=["visual", "textual"]), run_dir).fit(show=False, log=None)
+    return data, run_dir
+
+
+def test_a_known_entitys_image_and_text_give_back_that_entity(run):
+    _, run_dir = run
+    model, graph, config = load_for_prediction(run_dir)
+    entity = 3
+    text = graph.entities["text"][entity]
+    query = encode_query(tiny_clip(), image_files(8)[entity], text, config["features"])
+    result = predict(model, graph, query, "next", k=5)
+    assert result.nearest[0]["key"] == f"e{entity}"
+    assert result.nearest[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    with torch.no_grad():
+        expected = model.score_tails(torch.tensor([entity]), torch.tensor([0]))[0].topk(5)
+    assert [a["entity_id"] for a in result.answers] == expected.indices.tolist()
+    assert [a["score"] for a in result.answers] == pytest.approx(expected.values.tolist(), abs=1e-4)
+    assert result.answers[0]["name"].startswith("thing ")
+    heads = predict(model, graph, query, "next", k=5, head=True)
+    with torch.no_grad():
+        expected = model.score_heads(torch.tensor([0]), torch.tensor([entity]))[0].topk(5)
+    assert [a["entity_id"] for a in heads.answers] == expected.indices.tolist()
+
+
+def test_faiss_search_agrees_with_exact_search():
+    torch.manual_seed(0)
+    table, queries = torch.randn(300, 8), torch.randn(4, 8)
+    allowed = torch.ones(300, dtype=torch.bool)
+    allowed[::7] = False
+    for kernel in ("dot", "l2"):
+        exact = CandidateIndex(table, kernel, margin=1.0, allowed=allowed, mode="exact").search(queries, 5)
+        fast = CandidateIndex(table, kernel, margin=1.0, allowed=allowed, mode="faiss").search(queries, 5)
+        assert torch.equal(exact[1], fast[1])
+        assert torch.allclose(exact[0], fast[0], atol=1e-4)
+        assert allowed[exact[1]].all()
+
+
+def test_cli_prints_answers_and_refuses_bad_queries(run, tmp_path):
+    from vlkge.cli import app
+
+    data, run_dir = run
+    runner = CliRunner()
+    image = image_files(8)[5]
+    done = runner.invoke(
+        app,
+        [
+            "--data-dir",
+            str(data),
+            "predict",
+            str(run_dir),
+            "--relation",
+            "group_of",
+            "--image",
+            str(image),
+            "--text",
+            "thing 5, member of group 1",
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    assert "top 5 tails (new, group_of, ?)" in done.output
+    nearest = done.output.split("nearest entities")[1].splitlines()[1]
+    assert "e5" in nearest.split() and "1.0000" in nearest
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    _, _, config = load_for_prediction(run_dir)
+    with pytest.raises(InputError, match="cannot read the query image"):
+        encode_query(tiny_clip(), bad, None, config["features"])
+    done = runner.invoke(
+        app, ["--data-dir", str(data), "predict", str(run_dir), "--relation", "nope", "--text", "x"]
+    )
+    assert isinstance(done.exception, InputError) and "unknown relation" in str(done.exception)

@@ -1,0 +1,212 @@
+"""VL-KGE representations on a tiny real-image graph encoded with tiny-clip: fusion in batches,
+the derived imaginary part, inductive entities, exclusions, and refusal of bad feature stores."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from tests.vl_data import IMAGES, UNSEEN, encode_tiny, vl_params, write_tiny_vl_graph
+from vlkge.errors import InputError
+from vlkge.evaluation import evaluate
+from vlkge.features import merge_store, read_sidecar, write_shard
+from vlkge.model import build_model
+from vlkge.representations import EntityRepresentations, load_entity_inputs
+from vlkge.training import Trainer
+
+pytestmark = pytest.mark.skipif(not IMAGES.is_dir(), reason="shared images not found")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vl") / "tiny-vl"
+    graph = write_tiny_vl_graph(root)
+    store = encode_tiny(graph)
+    return graph, store
+
+
+def _model(graph, **spec):
+    params = vl_params(**spec)
+    torch.manual_seed(0)
+    return build_model(params, graph.num_entities, graph.num_relations, load_entity_inputs(graph, params))
+
+
+@pytest.mark.parametrize("fusion", ["average", "concat", "weighted"])
+@pytest.mark.parametrize("backbone", ["distmult", "complex"])
+def test_fused_vector_is_the_same_alone_or_in_a_batch(tiny, fusion, backbone):
+    graph, _ = tiny
+    reps = _model(graph, fusion=fusion, backbone=backbone).entity
+    assert isinstance(reps, EntityRepresentations)
+    ids = torch.tensor([3, 0, UNSEEN, 10, 3])
+    with torch.no_grad():
+        batch, table = reps(ids), reps.all()
+        for i, e in enumerate(ids.tolist()):
+            alone = reps(torch.tensor([e]))[0]
+            assert torch.allclose(alone, batch[i], atol=1e-6)
+            assert torch.allclose(alone, table[e], atol=1e-6)
+
+
+@pytest.mark.parametrize("imaginary", ["projection", "gated"])
+@pytest.mark.parametrize("backbone", ["complex", "rotate"])
+def test_imaginary_part_of_entities_without_structure_has_a_gradient(tiny, imaginary, backbone):
+    graph, _ = tiny
+    model = _model(graph, backbone=backbone, imaginary=imaginary)
+    reps = model.entity
+    assert not reps.has_structure[UNSEEN] and reps.has_structure[0]
+    # the unseen entity's imaginary part does not come from its (untrained) structural row
+    before = reps(torch.tensor([UNSEEN])).detach()
+    with torch.no_grad():
+        reps.structure.weight[UNSEEN] += 5.0
+    assert torch.allclose(reps(torch.tensor([UNSEEN])), before)
+    score = model.score_hrt(torch.tensor([UNSEEN]), torch.tensor([1]), torch.tensor([20]))
+    score.sum().backward()
+    grad = reps.to_imaginary.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+    if imaginary == "gated":
+        assert reps.gate.weight.grad.abs().sum() > 0
+
+
+def test_unseen_entities_are_reported_apart(tiny, tmp_path):
+    graph, _ = tiny
+    trainer = Trainer(graph, vl_params(), tmp_path / "run")
+    trainer.fit(show=False, log=None)
+    metrics = evaluate(trainer.model, graph, "test")
+    parts = metrics["entities"]
+    assert parts["unseen_entities"] == 1
+    assert parts["unseen"]["count"] == 4  # two triples with the unseen entity, both directions
+    assert parts["seen"]["count"] + parts["unseen"]["count"] == metrics["overall"]["count"]
+    assert parts["unseen"]["answer_unseen"]["count"] == 2
+
+
+def test_entity_with_no_modality_and_no_structure_is_excluded(tiny, caplog):
+    graph, _ = tiny
+    # structure + visual only: the unseen entity has no image (images: entities 0..7)
+    params = vl_params(modalities=["structural", "visual"])
+    with caplog.at_level(logging.WARNING):
+        trainer = Trainer(graph, params, graph.root.parent / "models" / "excluded")
+    assert trainer.excluded == [f"e{UNSEEN}"]
+    assert "no modality and no structure" in caplog.text
+    metrics = evaluate(trainer.model, graph, "test")
+    assert metrics["setup"]["excluded_entities"] == 1
+    assert metrics["setup"]["excluded_triples"] == 2
+    assert metrics["entities"]["unseen"]["count"] == 0
+
+
+def _copy_store(tiny, tmp_path):
+    graph, store = tiny
+    root = tmp_path / "copy"
+    shutil.copytree(graph.root.parent, root)
+    from vlkge.graph import read_graph
+
+    return read_graph(root / "graph"), root / "features" / store.name
+
+
+def test_manifest_dim_mismatch_is_refused(tiny, tmp_path):
+    graph, store = _copy_store(tiny, tmp_path)
+    path = store / "text" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["dim"] += 1
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="dim"):
+        load_entity_inputs(graph, vl_params())
+
+
+def test_nan_feature_rows_are_refused(tiny, tmp_path):
+    graph, store = _copy_store(tiny, tmp_path)
+    mod_dir = store / "image"
+    record = read_sidecar(mod_dir, 0)
+    from vlkge.features import load_features
+
+    table = load_features(mod_dir)
+    values = table.values.numpy().copy()
+    values[2, 5] = np.nan
+    sidecar = {k: v for k, v in record.items() if k not in ("rows", "dim", "file", "sha256", "shard")}
+    write_shard(mod_dir, 0, table.ids.numpy(), values, id_column="entity_id", sidecar=sidecar)
+    merge_store(mod_dir)
+    with pytest.raises(InputError, match="NaN or inf"):
+        load_entity_inputs(graph, vl_params())
+
+
+def test_store_of_another_graph_is_refused(tiny, tmp_path):
+    _, store = tiny
+    other = write_tiny_vl_graph(tmp_path / "other")
+    texts = other.entities.with_columns(other.entities["text"].str.replace("group", "team"))
+    from vlkge.graph import write_graph
+
+    changed = write_graph(
+        tmp_path / "changed" / "graph",
+        texts,
+        other.relations,
+        _triples_frame(other),
+        {"dataset": "changed"},
+    )
+    shutil.copytree(store, tmp_path / "changed" / "features" / store.name)
+    with pytest.raises(InputError, match=r"another (version of the )?graph"):
+        load_entity_inputs(changed, vl_params())
+    # fewer entities than the store's ids
+    small = write_graph(
+        tmp_path / "small" / "graph",
+        other.entities.head(20),
+        other.relations,
+        _triples_frame(other, below=20),
+        {"dataset": "small"},
+    )
+    shutil.copytree(store, tmp_path / "small" / "features" / store.name)
+    with pytest.raises(InputError, match=r"another (version of the )?graph|the graph has 20"):
+        load_entity_inputs(small, vl_params())
+
+
+def _triples_frame(graph, below: int | None = None):
+    import polars as pl
+
+    rows = []
+    for split, arr in graph.triples.items():
+        for h, r, t in arr.tolist():
+            if below is None or (h < below and t < below):
+                rows.append((h, r, t, split))
+    return pl.DataFrame(
+        {
+            "head": [x[0] for x in rows],
+            "relation": [x[1] for x in rows],
+            "tail": [x[2] for x in rows],
+            "split": [x[3] for x in rows],
+        },
+        schema={"head": pl.Int32, "relation": pl.Int32, "tail": pl.Int32, "split": pl.String},
+    )
+
+
+def test_dropped_structure_gives_the_features_only_representation(tiny, tmp_path):
+    graph, _ = tiny
+    model = _model(graph, backbone="complex")
+    reps = model.entity
+    drop = torch.zeros(graph.num_entities, dtype=torch.bool)
+    drop[3] = True
+    with torch.no_grad():
+        table = reps.all(drop_structure=drop)
+        alone = reps.new_entity({m: getattr(reps, f"features_{m}")[3:4] for m in reps.feature_modalities})
+        assert torch.allclose(table[3], alone[0], atol=1e-6)
+        assert torch.allclose(table[4], reps.all()[4])
+    params = vl_params(backbone="complex")
+    params["train"]["structure_dropout"] = 0.5
+    trainer = Trainer(graph, params, tmp_path / "dropout")
+    trainer.fit(show=False, log=None)
+    assert trainer.state.epoch == 3
+
+
+def test_holdout_moves_every_triple_of_held_out_entities_to_test(tmp_path):
+    from vlkge.holdout import hold_out_entities
+
+    graph = write_tiny_vl_graph(tmp_path / "src", inductive=False)
+    held = hold_out_entities(graph, 0.25, tmp_path / "ind" / "graph", seed=1)
+    keys = set(held.meta["holdout"]["held_out_keys"])
+    assert len(keys) == 6 and held.protocol["inductive"]
+    ids = torch.tensor([graph.entity_keys.index(k) for k in keys])
+    for split in ("train", "valid"):
+        t = held.split(split)
+        assert not torch.isin(t[:, [0, 2]], ids).any()
+    assert sorted(map(tuple, held.all_triples().tolist())) == sorted(map(tuple, graph.all_triples().tolist()))

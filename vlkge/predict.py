@@ -1,0 +1,246 @@
+"""Link prediction for a new entity (not in the graph) from its image and/or text.
+
+The query is encoded with the run's own encoder (the one that made its feature store, checked by
+weights hash), turned into an entity representation with the run's projections and fusion (no
+structural part), and scored against every entity of the graph:
+
+- tails ``(new, r, ?)`` or heads ``(?, r, new)`` with ``--head``, top-k with scores;
+- the nearest entities by cosine similarity of the representations.
+
+Candidate search is exact (one matrix product) for small graphs and goes through a faiss index
+(inner product or L2; faiss-gpu when installed and on GPU) for large ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vlkge.errors import ConfigError, InputError
+from vlkge.graph import Graph, read_graph
+from vlkge.interactions import Interaction
+from vlkge.model import KGEModel
+from vlkge.representations import FEATURE_MODALITIES, EntityRepresentations
+
+#: graphs with at least this many candidate entities are searched through faiss under ``auto``
+FAISS_MIN_ENTITIES = 100_000
+SEARCH_MODES = ("auto", "exact", "faiss")
+
+
+class CandidateIndex:
+    """Top-k search of queries [B, w] over a candidate table [N, w] with an interaction's kernel.
+
+    ``dot`` → inner product; ``l2`` → ``margin − ‖q − e‖₂``; ``l1`` is always exact. ``allowed``
+    [N] bool drops candidates (entities without a representation).
+    """
+
+    def __init__(
+        self,
+        table: Tensor,
+        kernel: str,
+        *,
+        margin: float = 0.0,
+        allowed: Tensor | None = None,
+        mode: str = "auto",
+    ) -> None:
+        if mode not in SEARCH_MODES:
+            raise ConfigError(f"unknown search {mode!r}", key="predict.search", hint=", ".join(SEARCH_MODES))
+        self.kernel, self.margin = kernel, margin
+        self.ids = torch.arange(table.shape[0]) if allowed is None else allowed.nonzero().flatten()
+        self.table = table.detach().float().cpu()[self.ids].contiguous()
+        if mode == "auto":
+            mode = "faiss" if len(self.ids) >= FAISS_MIN_ENTITIES and kernel != "l1" else "exact"
+        if mode == "faiss" and kernel == "l1":
+            raise ConfigError("faiss search has no L1 kernel", key="predict.search", hint="use exact")
+        self.mode = mode
+        self.index = self._faiss_index() if mode == "faiss" else None
+
+    def _faiss_index(self) -> Any:
+        try:
+            import faiss
+        except ImportError:
+            raise ConfigError(
+                "faiss is not installed", key="predict.search", hint="pip install faiss-cpu, or use exact"
+            ) from None
+        width = self.table.shape[1]
+        index = faiss.IndexFlatIP(width) if self.kernel == "dot" else faiss.IndexFlatL2(width)
+        if hasattr(faiss, "StandardGpuResources") and torch.cuda.is_available():
+            index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+        index.add(np.ascontiguousarray(self.table.numpy(), dtype=np.float32))
+        return index
+
+    def search(self, queries: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        """queries [B, w] → (scores [B, k'], entity ids [B, k']), best first; k' = min(k, N)."""
+        k = min(k, len(self.ids))
+        q = queries.detach().float().cpu()
+        if self.index is not None:
+            found, pos = self.index.search(np.ascontiguousarray(q.numpy(), dtype=np.float32), k)
+            scores = torch.from_numpy(found)
+            if self.kernel != "dot":  # faiss returns squared L2 distances
+                scores = self.margin - scores.clamp_min(0).sqrt()
+            return scores, self.ids[torch.from_numpy(pos).long()]
+        if self.kernel == "dot":
+            all_scores = q @ self.table.T
+        else:
+            p = 2.0 if self.kernel == "l2" else 1.0
+            all_scores = self.margin - torch.cdist(q, self.table, p=p)
+        scores, pos = all_scores.topk(k, dim=1)
+        return scores, self.ids[pos]
+
+
+@dataclass
+class Prediction:
+    """What ``vlkge predict`` shows: ranked answers and nearest entities (keys, names, scores)."""
+
+    relation: str
+    direction: str  # "tail" or "head"
+    answers: list[dict[str, Any]]
+    nearest: list[dict[str, Any]]
+    search: str
+
+
+def _rows(graph: Graph, ids: Tensor, scores: Tensor) -> list[dict[str, Any]]:
+    names = graph.entities["name"].to_list()
+    keys = graph.entity_keys
+    return [
+        {"rank": i + 1, "entity_id": int(e), "key": keys[e], "name": names[e], "score": float(s)}
+        for i, (e, s) in enumerate(zip(ids.tolist(), scores.tolist(), strict=True))
+    ]
+
+
+def encode_query(
+    encoder: Any, image: str | Path | None, text: str | None, record: dict[str, Any]
+) -> dict[str, Tensor]:
+    """Encode the query with ``encoder`` into {modality: [1, d_m]}, normalised as the store was.
+
+    ``record``: the run's feature record (per modality: dim, encoder, normalisation).
+    """
+    from vlkge.encoding import load_image
+
+    out: dict[str, Tensor] = {}
+    for modality, given in (("visual", image), ("textual", text)):
+        if given is None:
+            continue
+        rec = record.get(modality)
+        if rec is None:
+            raise InputError(
+                f"the run has no {modality} modality, but the query gives "
+                f"{'an image' if modality == 'visual' else 'a text'}",
+                hint=f"the run uses: {', '.join(record) or 'no feature modality'}",
+            )
+        if modality == "visual":
+            path = Path(given)
+            pixels, reason = load_image(path, encoder.image_transform)
+            if pixels is None:
+                raise InputError(
+                    f"cannot read the query image: {reason}",
+                    path=path,
+                    hint="give a readable image file (JPEG, PNG, …) with --image",
+                )
+            vector = encoder.encode_images(pixels.unsqueeze(0))
+        else:
+            if not str(given).strip():
+                raise InputError("the query text is empty", hint="pass --text with some words")
+            vector = encoder.encode_texts([str(given)])
+        if vector.shape[1] != rec["dim"]:
+            raise InputError(
+                f"the encoder gives {vector.shape[1]}-d {modality} vectors, the run's store {rec['dim']}-d",
+                hint="use the encoder settings the store was made with",
+            )
+        if rec.get("normalisation") == "l2":
+            vector = F.normalize(vector, dim=1)
+        out[modality] = vector
+    if not out:
+        raise InputError("nothing to predict from", hint="give --image FILE and/or --text '...'")
+    return out
+
+
+def check_encoder(encoder: Any, record: dict[str, Any]) -> None:
+    """The encoder must be the one that made the run's features (same weights hash)."""
+    have = encoder.info.weights_sha256
+    for modality, rec in record.items():
+        want = rec.get("encoder", {}).get("weights_sha256")
+        if want and want != have:
+            raise ConfigError(
+                f"the encoder ({encoder.info.encoder_id}) is not the one that made the run's "
+                f"{modality} features ({rec.get('encoder', {}).get('id')})",
+                key="encode",
+                hint="predict with the run's own encode settings (recorded in its config.json)",
+            )
+
+
+def predict(
+    model: KGEModel,
+    graph: Graph,
+    query: dict[str, Tensor],
+    relation: str,
+    *,
+    k: int = 5,
+    head: bool = False,
+    search: str = "auto",
+) -> Prediction:
+    """Top-k answers for ``(new, relation, ?)`` (or ``(?, relation, new)`` with ``head``) and the
+    k nearest entities, for a new entity given by its encoded ``query`` features."""
+    reps = model.entity
+    if not isinstance(reps, EntityRepresentations):
+        raise InputError("a structure-only run cannot represent a new entity", hint="train with features")
+    rel = torch.tensor([graph.relation_id(relation)])
+    model.eval()
+    with torch.no_grad():
+        device = next(model.parameters()).device
+        new = reps.new_entity(query)  # [1, w]
+        table = reps.all()
+        r = model.relation(rel.to(device))
+        inter: Interaction = model.interaction
+        q = inter.head_query(r, new) if head else inter.tail_query(new, r)
+        answers = CandidateIndex(table, inter.kernel, margin=inter.margin, allowed=reps.present, mode=search)
+        scores, ids = answers.search(q, k)
+        near = CandidateIndex(F.normalize(table, dim=1), "dot", allowed=reps.present, mode=search)
+        sims, near_ids = near.search(F.normalize(new, dim=1), k)
+    return Prediction(
+        relation=relation,
+        direction="head" if head else "tail",
+        answers=_rows(graph, ids[0], scores[0]),
+        nearest=_rows(graph, near_ids[0], sims[0]),
+        search=answers.mode,
+    )
+
+
+def load_for_prediction(run_dir: str | Path, device: str = "cpu") -> tuple[KGEModel, Graph, dict[str, Any]]:
+    """The run's model, graph and config (the config names the graph and the feature store)."""
+    from vlkge.training import load_run, read_config
+
+    config = read_config(run_dir)
+    if not config.get("features"):
+        raise InputError(
+            "this run was trained on structure only: it has no encoder to read a new entity with",
+            path=run_dir,
+            hint=f"train with --modalities including one of {', '.join(FEATURE_MODALITIES)}",
+        )
+    graph = read_graph(config["graph"])
+    return load_run(run_dir, graph, device=device), graph, config
+
+
+def apply_tuned_encoder(encoder: Any, run_dir: str | Path) -> bool:
+    """Load a fine-tuned run's encoder weights into ``encoder``; False for frozen runs."""
+    payload = torch.load(Path(run_dir) / "model.pt", map_location="cpu", weights_only=False)
+    tuned = payload.get("tuned")
+    if not tuned:
+        return False
+    encoder.model.load_state_dict(tuned["encoder"], strict=False)
+    return True
+
+
+def format_prediction(pred: Prediction) -> str:
+    what = "heads (?, {r}, new)" if pred.direction == "head" else "tails (new, {r}, ?)"
+    lines = [f"top {len(pred.answers)} {what.format(r=pred.relation)}  [search: {pred.search}]"]
+    lines += [f"  {a['rank']:3d}. {a['score']:10.4f}  {a['key']}  {a['name']}" for a in pred.answers]
+    lines.append("nearest entities (cosine of representations)")
+    lines += [f"  {a['rank']:3d}. {a['score']:10.4f}  {a['key']}  {a['name']}" for a in pred.nearest]
+    return "\n".join(lines)
