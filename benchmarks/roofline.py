@@ -1,0 +1,166 @@
+"""The roofline of vlkge training and evaluation on this machine, and where the time goes.
+
+Usage: python benchmarks/roofline.py [--graph data/wn9-img/graph | USER_GRAPH_DIR]
+           [--backbones transe,distmult,complex,rotate] [--epochs 1] [--threads 0]
+           [--profile] [--batches 8]
+
+Measures this machine's float32 matmul rate (GFLOP/s) and copy bandwidth (GB/s) in the same run,
+then per backbone (the paper's config: dim 768, batch 512, 100 negatives, Adagrad 0.1) the
+training epoch and the filtered evaluation of the test split, and reports the rates they reach as
+fractions of those roofs. Training FLOPs: 3 × (1 + K) comparisons per triple (forward +
+backward), 2·w each (w = entity width); its bytes: 3 rows of 4·w per sampled pair. Evaluation
+FLOPs: 2 directions × queries × N candidates × 2·w.
+
+``--profile`` times ``--batches`` training steps phase by phase (sampling, positive scores =
+the gathers of h, r, t, negative scores = the sampled kernel, loss, backward, optimiser) and
+attributes the backward by autograd node (gather vs scoring); "python+dispatch+waiting" is the
+wall time not spent inside any ATen operator (torch.profiler): interpreter and dispatch overhead,
+plus time descheduled on a loaded machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+
+from vlkge.evaluation import Filters, evaluate
+from vlkge.training import Trainer, softplus_loss
+
+
+def measure(graph, backbone: str, epochs: int, workdir: Path) -> dict[str, float]:
+    """Seconds per training epoch (last of ``epochs``) and of one filtered test evaluation."""
+    trainer = Trainer(graph, common.paper_config(backbone), workdir / backbone)
+    seconds = [trainer.train_epoch(e, show=False)["seconds"] for e in range(1, epochs + 1)]
+    filters = Filters.build(graph.all_triples(), graph.num_relations)
+    evaluate(trainer.model, graph, "valid", filters=filters)  # warm-up
+    start = time.perf_counter()
+    metrics = evaluate(trainer.model, graph, "test", filters=filters, directions="both")
+    return {
+        "epoch_s": seconds[-1],
+        "eval_s": time.perf_counter() - start,
+        "queries": metrics["overall"]["count"],
+    }
+
+
+def _tick(phases: dict[str, float], name: str, start: float) -> float:
+    now = time.perf_counter()
+    phases[name] += now - start
+    return now
+
+
+GATHER_NODES = ("IndexSelectBackward", "EmbeddingBackward", "IndexBackward")
+
+
+def profile_steps(graph, backbone: str, batches: int, workdir: Path) -> None:
+    """Phase timings of ``batches`` training steps, then the same steps under torch.profiler."""
+    trainer = Trainer(graph, common.paper_config(backbone), workdir / f"profile-{backbone}")
+    model, sampler, opt = trainer.model, trainer.sampler, trainer.optimizer
+    triples = trainer._epoch_triples()
+    size = trainer.spec["batch_size"]
+
+    def step(batch: torch.Tensor, phases: dict[str, float]) -> None:
+        t = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        negatives, corrupt_head, keep = sampler.sample(batch)
+        replacement = torch.where(corrupt_head, negatives[..., 0], negatives[..., 2])
+        t = _tick(phases, "sampling", t)
+        positive = model.score_hrt(batch[:, 0], batch[:, 1], batch[:, 2])
+        t = _tick(phases, "positive scores (gathers)", t)
+        negative = model.score_negatives(batch, replacement, corrupt_head)
+        t = _tick(phases, "negative scores (sampled kernel)", t)
+        loss = softplus_loss(positive, negative, keep.float())
+        t = _tick(phases, "loss", t)
+        loss.backward()
+        t = _tick(phases, "backward", t)
+        opt.step()
+        _tick(phases, "optimiser", t)
+
+    warm: dict[str, float] = defaultdict(float)
+    for i in range(2):
+        step(triples[i * size : (i + 1) * size], warm)
+    phases: dict[str, float] = defaultdict(float)
+    chosen = [triples[(2 + i) * size : (3 + i) * size] for i in range(batches)]
+    start = time.perf_counter()
+    for batch in chosen:
+        step(batch, phases)
+    wall = time.perf_counter() - start
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for batch in chosen:
+            step(batch, defaultdict(float))
+    events = prof.key_averages()
+    aten = sum(e.self_cpu_time_total for e in events if e.key.startswith("aten::")) / 1e6
+    backward = defaultdict(float)
+    for e in events:
+        if e.key.startswith("autograd::engine::evaluate_function:"):
+            node = e.key.split(":")[-1].strip()
+            kind = (
+                "gather" if node.startswith(GATHER_NODES) else "scoring" if "SampledDot" in node else "other"
+            )
+            backward[kind] += e.cpu_time_total / 1e6
+    print(f"\n{backbone}: {batches} steps of {size} triples, {wall / batches * 1e3:.1f} ms/step")
+    for name, seconds in phases.items():
+        print(f"  {name:34s} {seconds / batches * 1e3:8.2f} ms  {seconds / wall:6.1%}")
+    for kind in ("gather", "scoring", "other"):
+        print(f"    backward: {kind:23s} {backward[kind] / batches * 1e3:8.2f} ms (profiled)")
+    python = max(0.0, wall - aten)
+    label = "python+dispatch+waiting (wall-ATen)"
+    print(f"  {label:34s} {python / batches * 1e3:8.2f} ms  {python / wall:6.1%}")
+    print("  top ATen operators (self CPU):")
+    top = sorted((e for e in events if e.key.startswith("aten::")), key=lambda e: -e.self_cpu_time_total)
+    for e in top[:8]:
+        print(f"    {e.key:32s} {e.self_cpu_time_total / 1e3 / batches:8.2f} ms/step  x{e.count // batches}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--graph", default=str(common.DEFAULT_GRAPH))
+    parser.add_argument("--backbones", default=",".join(common.BACKBONES))
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--profile", action="store_true", help="where the time of a training step goes")
+    parser.add_argument("--batches", type=int, default=8, help="steps timed by --profile")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        graph = common.load_graph(args.graph, Path(tmp))
+        n_train = len(graph.triples["train"])
+        gflops, gbps = common.matmul_gflops(), common.copy_gbps()
+        print(
+            f"{graph.num_entities} entities, {n_train} train triples; torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads; roofs: float32 matmul {gflops:.1f} GFLOP/s, "
+            f"copy {gbps:.1f} GB/s\n"
+        )
+        if args.profile:
+            for backbone in args.backbones.split(","):
+                profile_steps(graph, backbone, args.batches, Path(tmp))
+            return
+        print(
+            f"{'backbone':9s} {'s/epoch':>8s} {'GFLOP/s':>8s} {'%matmul':>8s} {'GB/s':>6s} {'%copy':>6s}"
+            f" {'eval s':>7s} {'GFLOP/s':>8s} {'%matmul':>8s}"
+        )
+        for backbone in args.backbones.split(","):
+            r = measure(graph, backbone, args.epochs, Path(tmp))
+            flops, bytes_ = common.training_work(backbone, 768, n_train, 100)
+            t_rate, t_bw = flops / r["epoch_s"] / 1e9, bytes_ / r["epoch_s"] / 1e9
+            e_rate = (
+                common.evaluation_flops(backbone, 768, r["queries"], graph.num_entities) / r["eval_s"] / 1e9
+            )
+            print(
+                f"{backbone:9s} {r['epoch_s']:8.2f} {t_rate:8.1f} {t_rate / gflops:8.1%} {t_bw:6.1f} "
+                f"{t_bw / gbps:6.1%} {r['eval_s']:7.2f} {e_rate:8.1f} {e_rate / gflops:8.1%}"
+            )
+
+
+if __name__ == "__main__":
+    main()
