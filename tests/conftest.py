@@ -21,16 +21,10 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def make_graph(
-    root: Path,
-    triples: dict[str, list[tuple[int, int, int]]],
-    num_entities: int,
-    num_relations: int,
-    protocol: dict | None = None,
-) -> Graph:
-    """A canonical graph from id triples per split (entities e0.., relations r0..)."""
+def triples_frame(triples: dict[str, list[tuple[int, int, int]]]) -> pl.DataFrame:
+    """The canonical triples table from id triples per split."""
     rows = [(h, r, t, s) for s, items in triples.items() for h, r, t in items]
-    frame = pl.DataFrame(
+    return pl.DataFrame(
         {
             "head": [x[0] for x in rows],
             "relation": [x[1] for x in rows],
@@ -39,6 +33,17 @@ def make_graph(
         },
         schema={"head": pl.Int32, "relation": pl.Int32, "tail": pl.Int32, "split": pl.String},
     )
+
+
+def make_graph(
+    root: Path,
+    triples: dict[str, list[tuple[int, int, int]]],
+    num_entities: int,
+    num_relations: int,
+    protocol: dict | None = None,
+) -> Graph:
+    """A canonical graph from id triples per split (entities e0.., relations r0..)."""
+    frame = triples_frame(triples)
     entities = pl.DataFrame(
         {
             "entity_id": np.arange(num_entities, dtype=np.int32),

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from tests.conftest import triples_frame
 from vlkge.graph import Graph, write_graph
 
 IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "wn9_img" / "images_imagenet1k_sample"
@@ -44,16 +45,7 @@ def write_tiny_vl_graph(root: Path, *, images: int = 8, inductive: bool = True) 
     if not inductive:
         triples["test"] = [t for t in triples["test"] if UNSEEN not in (t[0], t[2])]
         triples["valid"] = triples["test"][:2]
-    rows = [(h, r, t, s) for s, items in triples.items() for h, r, t in items]
-    frame = pl.DataFrame(
-        {
-            "head": [x[0] for x in rows],
-            "relation": [x[1] for x in rows],
-            "tail": [x[2] for x in rows],
-            "split": [x[3] for x in rows],
-        },
-        schema={"head": pl.Int32, "relation": pl.Int32, "tail": pl.Int32, "split": pl.String},
-    )
+    frame = triples_frame(triples)
     n = NUM_ENTITIES
     entities = pl.DataFrame(
         {
