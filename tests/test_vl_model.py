@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import triples_frame
 from tests.vl_data import IMAGES, UNSEEN, encode_tiny, vl_params, write_tiny_vl_graph
 from vlkge.errors import InputError
 from vlkge.evaluation import evaluate
@@ -162,21 +163,12 @@ def test_store_of_another_graph_is_refused(tiny, tmp_path):
 
 
 def _triples_frame(graph, below: int | None = None):
-    import polars as pl
-
-    rows = []
-    for split, arr in graph.triples.items():
-        for h, r, t in arr.tolist():
-            if below is None or (h < below and t < below):
-                rows.append((h, r, t, split))
-    return pl.DataFrame(
+    """``graph``'s triples per split, keeping only those between entities ``< below``."""
+    return triples_frame(
         {
-            "head": [x[0] for x in rows],
-            "relation": [x[1] for x in rows],
-            "tail": [x[2] for x in rows],
-            "split": [x[3] for x in rows],
-        },
-        schema={"head": pl.Int32, "relation": pl.Int32, "tail": pl.Int32, "split": pl.String},
+            split: [(h, r, t) for h, r, t in arr.tolist() if below is None or (h < below and t < below)]
+            for split, arr in graph.triples.items()
+        }
     )
 
 

@@ -236,15 +236,24 @@ def _graph_from_tables(
     )
 
 
+GRAPH_FILES = ("entities.parquet", "relations.parquet", "triples.parquet", "meta.json")
+
+
+def graph_file_hashes(graph: Graph, names: tuple[str, ...] = GRAPH_FILES) -> dict[str, str]:
+    """sha256 of the graph's files present among ``names``, by file name."""
+    return {n: sha256_file(graph.root / n) for n in names if (graph.root / n).is_file()}
+
+
 def graph_hashes(graph: Graph) -> dict[str, Any]:
     """What the feature store was encoded from: sha256 of ``entities.parquet`` and
     ``relations.parquet`` (the files DVC tracks as the encode stage's dependency) and counts."""
+    files = graph_file_hashes(graph, ("entities.parquet", "relations.parquet"))
     return {
         "dataset": graph.meta.get("dataset"),
         "entities": graph.num_entities,
         "relations": graph.num_relations,
-        "entities_sha256": sha256_file(graph.root / "entities.parquet"),
-        "relations_sha256": sha256_file(graph.root / "relations.parquet"),
+        "entities_sha256": files["entities.parquet"],
+        "relations_sha256": files["relations.parquet"],
     }
 
 

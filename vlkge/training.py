@@ -23,10 +23,9 @@ from vlkge.fileio import (
     atomic_path,
     read_json_object,
     remove_temporaries,
-    sha256_file,
     write_json_atomic,
 )
-from vlkge.graph import Graph
+from vlkge.graph import Graph, graph_file_hashes
 from vlkge.model import KGEModel, StructuralEmbedding, build_model
 from vlkge.optim import RowAdagrad
 from vlkge.provenance import library_versions
@@ -382,12 +381,6 @@ class Trainer:
 
 
 RUN_FILES = ("config.json", "checkpoint.pt", "model.pt", "history.json")
-
-
-def graph_file_hashes(graph: Graph) -> dict[str, str]:
-    """sha256 of the graph's files (the run's inputs), by file name."""
-    names = ("entities.parquet", "relations.parquet", "triples.parquet", "meta.json")
-    return {n: sha256_file(graph.root / n) for n in names if (graph.root / n).is_file()}
 
 
 def _load_payload(path: Path, device: Any) -> dict[str, Any]:
