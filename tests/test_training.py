@@ -82,6 +82,27 @@ def test_sampler_never_returns_the_positive_and_filters_true_triples():
     assert torch.equal(keep, ~is_true)  # ...and exactly those are dropped
 
 
+def test_sampler_draws_only_candidates_and_all_candidates_change_nothing():
+    train = torch.tensor([[0, 0, 1], [1, 0, 2], [2, 1, 0], [4, 1, 2]])
+    candidates = torch.tensor([4, 0, 1, 2])  # entity 3 (and 5) are held out
+    sampler = NegativeSampler(
+        train, 6, 2, 200, candidates=candidates, generator=torch.Generator().manual_seed(1)
+    )
+    negatives, corrupt_head, _ = sampler.sample(train)
+    drawn = torch.where(corrupt_head, negatives[..., 0], negatives[..., 2])
+    replaced = torch.where(corrupt_head, train[:, None, 0], train[:, None, 2])
+    assert set(drawn.unique().tolist()) == {0, 1, 2, 4}  # every candidate, nothing else
+    assert not (drawn == replaced).any()
+    # candidates that are every entity draw exactly what no candidates draw
+    a = NegativeSampler(train, 6, 2, 9, generator=torch.Generator().manual_seed(2)).sample(train)
+    b = NegativeSampler(
+        train, 6, 2, 9, candidates=torch.arange(6), generator=torch.Generator().manual_seed(2)
+    ).sample(train)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    with pytest.raises(ValueError, match="every entity of the train triples"):
+        NegativeSampler(train, 6, 2, 2, candidates=torch.tensor([0, 1, 2]))
+
+
 def test_bernoulli_corrupts_the_many_side_less():
     # relation 0: one head with many tails (1-N) → corrupt the head more often
     train = torch.tensor([[0, 0, t] for t in range(1, 9)] + [[h, 1, 0] for h in range(1, 9)])

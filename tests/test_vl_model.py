@@ -16,6 +16,7 @@ from tests.vl_data import IMAGES, UNSEEN, encode_tiny, vl_params, write_tiny_vl_
 from vlkge.errors import InputError
 from vlkge.evaluation import evaluate
 from vlkge.features import merge_store, read_sidecar, write_shard
+from vlkge.metric_tables import compact_metrics
 from vlkge.model import build_model
 from vlkge.representations import EntityRepresentations, load_entity_inputs
 from vlkge.training import Trainer
@@ -82,6 +83,10 @@ def test_unseen_entities_are_reported_apart(tiny, tmp_path):
     assert parts["unseen"]["count"] == 4  # two triples with the unseen entity, both directions
     assert parts["seen"]["count"] + parts["unseen"]["count"] == metrics["overall"]["count"]
     assert parts["unseen"]["answer_unseen"]["count"] == 2
+    compact = compact_metrics(metrics)  # what `dvc metrics diff` compares carries them too
+    assert compact["unseen_entities"] == {k: parts["unseen"][k] for k in compact["overall"]}
+    assert compact["seen_entities"]["count"] == parts["seen"]["count"]
+    assert "unseen_entities" not in compact_metrics({**metrics, "entities": {"unseen": {"count": 0}}})
 
 
 def test_entity_with_no_modality_and_no_structure_is_excluded(tiny, caplog):
@@ -202,3 +207,45 @@ def test_holdout_moves_every_triple_of_held_out_entities_to_test(tmp_path):
         t = held.split(split)
         assert not torch.isin(t[:, [0, 2]], ids).any()
     assert sorted(map(tuple, held.all_triples().tolist())) == sorted(map(tuple, graph.all_triples().tolist()))
+
+
+@pytest.mark.parametrize("backbone", ["distmult", "complex"])
+def test_rows_of_a_batch_equal_the_full_table(tiny, backbone):
+    graph, _ = tiny
+    reps = _model(graph, backbone=backbone).entity
+    ids = torch.tensor([0, 3, 7, 9, UNSEEN, 23])  # with and without image, structure
+    drop = torch.zeros(graph.num_entities, dtype=torch.bool)
+    drop[[3, 9]] = True
+    with torch.no_grad():
+        assert torch.allclose(reps.rows(ids), reps.all()[ids], atol=1e-6)
+        assert torch.allclose(
+            reps.rows(ids, drop_structure=drop[ids]), reps.all(drop_structure=drop)[ids], atol=1e-6
+        )
+        assert not torch.allclose(reps.rows(ids, drop_structure=drop[ids])[1], reps.all()[3])
+        feats = {
+            m: (torch.tensor([7]), torch.randn(1, getattr(reps, f"features_{m}").shape[1]))
+            for m in reps.feature_modalities
+        }
+        assert torch.allclose(reps.rows(ids, fresh=feats), reps.all(fresh=feats)[ids], atol=1e-6)
+
+
+def test_inductive_training_never_touches_held_out_entities(tiny, tmp_path):
+    graph, _ = tiny  # UNSEEN occurs only in valid/test
+    params = vl_params(backbone="complex")
+    trainer = Trainer(graph, params, tmp_path / "run")
+    assert UNSEEN not in trainer.negative_candidates.tolist()
+    touched = set()
+    for _ in range(50):
+        negatives, _, _ = trainer.sampler.sample(trainer.train)
+        touched |= set(negatives[..., [0, 2]].unique().tolist())
+    assert UNSEEN not in touched and len(touched) == len(trainer.negative_candidates)
+
+    # no gradient reaches anything from the held-out entity's features: changing them changes nothing
+    def trained(shift: float):
+        t = Trainer(graph, params, tmp_path / f"run{shift}")
+        for m in t.model.entity.feature_modalities:
+            getattr(t.model.entity, f"features_{m}")[UNSEEN] += shift
+        t.fit(show=False, log=None)
+        return torch.cat([p.detach().flatten() for p in t.model.parameters()])
+
+    assert torch.equal(trained(0.0), trained(3.0))

@@ -223,7 +223,7 @@ def evaluate(
     from vlkge.evaluation import evaluate as run_evaluation
     from vlkge.fileio import write_json_atomic
     from vlkge.graph import read_graph
-    from vlkge.reporting import compact_metrics, format_metrics, write_per_relation_csv
+    from vlkge.metric_tables import compact_metrics, format_metrics, write_per_relation_csv
     from vlkge.training import load_run, read_config, resolve_device
 
     params = state.params({"evaluate": {"split": split, "protocol": protocol, "directions": directions}})
@@ -273,7 +273,7 @@ def demo(
     from pipeline.synthetic import write_synthetic_graph
     from vlkge.evaluation import evaluate as run_evaluation
     from vlkge.graph import format_summary
-    from vlkge.reporting import format_metrics
+    from vlkge.metric_tables import format_metrics
     from vlkge.training import Trainer
 
     name = "custom:demo"

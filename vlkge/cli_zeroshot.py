@@ -41,7 +41,7 @@ def zeroshot(
     from vlkge.encoders import build_encoder
     from vlkge.fileio import write_json_atomic
     from vlkge.graph import read_graph
-    from vlkge.reporting import compact_metrics, format_metrics, write_per_relation_csv
+    from vlkge.metric_tables import compact_metrics, format_metrics, write_per_relation_csv
     from vlkge.zeroshot import load_prompts, zero_shot
 
     params = state.params(

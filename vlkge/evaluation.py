@@ -320,10 +320,7 @@ def _without_representation(model: KGEModel) -> Tensor | None:
 def seen_unseen(result: RankResult, graph: Graph) -> dict[str, Any]:
     """Metrics of queries whose two entities both occur in train (``seen``) and of those that
     touch an entity absent from train (``unseen``: inductive entities), with direction splits."""
-    seen = torch.zeros(graph.num_entities, dtype=torch.bool)
-    train = graph.split("train")
-    seen[train[:, 0]] = True
-    seen[train[:, 2]] = True
+    seen = graph.in_train()
     unseen_query = ~(seen[result.anchor] & seen[result.answer])
     out: dict[str, Any] = {"unseen_entities": int((~seen).sum())}
     for name, selected in (("seen", ~unseen_query), ("unseen", unseen_query)):

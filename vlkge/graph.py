@@ -82,6 +82,14 @@ class Graph:
         """Triples of one split as a LongTensor [n, 3] (head, relation, tail)."""
         return torch.from_numpy(self.triples[name])
 
+    def in_train(self) -> torch.Tensor:
+        """[N] bool: entities that occur in the train split (the others are unseen: inductive)."""
+        seen = torch.zeros(self.num_entities, dtype=torch.bool)
+        train = self.split("train")
+        seen[train[:, 0]] = True
+        seen[train[:, 2]] = True
+        return seen
+
     def all_triples(self) -> np.ndarray:
         """Triples of all splits stacked: int64 [n_total, 3]."""
         return np.concatenate([self.triples[s] for s in SPLITS], axis=0)

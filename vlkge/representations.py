@@ -84,15 +84,6 @@ class EntityInputs:
     record: dict[str, Any] = field(default_factory=dict)
 
 
-def entities_in_train(graph: Graph) -> Tensor:
-    """[N] bool: entities that occur in the train split (the ones that get a structural row)."""
-    seen = torch.zeros(graph.num_entities, dtype=torch.bool)
-    train = graph.split("train")
-    seen[train[:, 0]] = True
-    seen[train[:, 2]] = True
-    return seen
-
-
 def check_feature_table(table: FeatureTable, graph: Graph, mod_dir: Path) -> None:
     """Refuse features that do not fit ``graph``: dim differing from the manifest, ids beyond
     the entity count or repeated, NaN/inf rows, or a text store made from another graph's texts."""
@@ -183,9 +174,7 @@ def load_entity_inputs(graph: Graph, params: dict[str, Any], store_dir: Path | N
     modalities = parse_modalities(params["model"]["modalities"])
     n = graph.num_entities
     inputs = EntityInputs(num_entities=n)
-    inputs.has_structure = (
-        entities_in_train(graph) if STRUCTURAL in modalities else torch.zeros(n, dtype=torch.bool)
-    )
+    inputs.has_structure = graph.in_train() if STRUCTURAL in modalities else torch.zeros(n, dtype=torch.bool)
     wanted = [m for m in modalities if m in FEATURE_MODALITIES]
     if not wanted:
         return inputs
@@ -322,16 +311,9 @@ class EntityRepresentations(nn.Module):
     ) -> Tensor:
         """[N, w] for every entity; each projection runs only over the rows that have it.
 
-        ``fresh`` {m: (rows [k], features [k, d_m])}: features that replace the cached rows
-        (fine-tuning: they carry gradients to the encoder). ``drop_structure`` [N] bool: entities
-        represented as if they had no structure (training with ``train.structure_dropout``, so
-        that features alone learn to stand in for unseen entities).
+        ``fresh`` and ``drop_structure`` [N]: as for :meth:`rows`.
         """
-        mask, has_structure = self.mask, self.has_structure
-        if drop_structure is not None and self.structure is not None:
-            drop = drop_structure & mask[:, 1:].any(dim=1)  # never leave an entity with nothing
-            has_structure = has_structure & ~drop
-            mask = torch.cat([has_structure.unsqueeze(1), mask[:, 1:]], dim=1)
+        mask, has_structure = self._without_structure(self.mask, self.has_structure, drop_structure)
         structure = None if self.structure is None else self.structure.all()
         projected = {}
         for m in self.feature_modalities:
@@ -345,6 +327,47 @@ class EntityRepresentations(nn.Module):
                 at, values = fresh[m]
                 projected[m] = projected[m].index_copy(0, at, self.projections[m](values))
         return self.compose(structure, projected, mask, has_structure)
+
+    def rows(
+        self,
+        ids: Tensor,
+        fresh: dict[str, tuple[Tensor, Tensor]] | None = None,
+        drop_structure: Tensor | None = None,
+    ) -> Tensor:
+        """ids [U] (sorted, unique) → [U, w]: the representations of those entities only (a
+        training batch's; the cost grows with the batch, not with N).
+
+        ``fresh`` {m: (entity ids [k], features [k, d_m])}: features that replace the cached rows
+        (fine-tuning: they carry gradients to the encoder); every id must be in ``ids``.
+        ``drop_structure`` [U] bool: entities represented as if they had no structure (training
+        with ``train.structure_dropout``, so that features alone learn to stand in for unseen
+        entities).
+        """
+        mask, has_structure = self._without_structure(self.mask[ids], self.has_structure[ids], drop_structure)
+        structure = None if self.structure is None else self.structure(ids)
+        projected = {}
+        for m in self.feature_modalities:
+            feats = getattr(self, f"features_{m}")
+            have = self.mask[ids, self.modalities.index(m)].nonzero().flatten()
+            out = feats.new_zeros(len(ids), self.dim)
+            projected[m] = out.index_copy(0, have, self.projections[m](feats[ids[have]]))
+            if fresh and m in fresh:
+                at, values = fresh[m]
+                projected[m] = projected[m].index_copy(
+                    0, torch.searchsorted(ids, at), self.projections[m](values)
+                )
+        return self.compose(structure, projected, mask, has_structure)
+
+    def _without_structure(
+        self, mask: Tensor, has_structure: Tensor, drop: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """mask [U, M], has_structure [U] with the structure of ``drop`` [U] entities removed,
+        except where it is an entity's only modality."""
+        if drop is None or self.structure is None:
+            return mask, has_structure
+        drop = drop & mask[:, 1:].any(dim=1)  # structural is the first modality
+        has_structure = has_structure & ~drop
+        return torch.cat([has_structure.unsqueeze(1), mask[:, 1:]], dim=1), has_structure
 
     def new_entity(self, features: dict[str, Tensor]) -> Tensor:
         """A new entity (no structure) from its features {m: [B, d_m]} → [B, w]; modalities not

@@ -1,7 +1,9 @@
 """Negative sampling for sLCWA training, vectorised over a batch.
 
 Each positive (h, r, t) gets K corruptions; each corruption replaces the head (with probability
-p_r) or the tail by a uniformly drawn different entity. ``uniform``: p_r = 1/2. ``bernoulli``
+p_r) or the tail by a uniformly drawn different entity from the candidates (the trainer passes the
+entities of the train split: in an inductive graph the held-out entities are never negatives, so
+no test entity reaches training). ``uniform``: p_r = 1/2. ``bernoulli``
 (Wang et al., 2014): p_r = tph_r / (tph_r + hpt_r), so the side with more answers is corrupted
 less often. ``filtered`` marks corruptions that are true training triples so the loss skips them.
 """
@@ -41,6 +43,8 @@ class NegativeSampler:
     ``sample(batch [B, 3])`` → ``(negatives [B, K, 3], corrupt_head [B, K], keep [B, K])``
     (the last two bool);
     ``keep`` is False for filtered corruptions (true training triples) when ``filtered``.
+    ``candidates`` [M] (entity ids; default all): the entities negatives are drawn from; they must
+    include every entity of ``train``.
     """
 
     def __init__(
@@ -52,10 +56,16 @@ class NegativeSampler:
         mode: str = "uniform",
         filtered: bool = False,
         generator: torch.Generator | None = None,
+        candidates: Tensor | None = None,
     ) -> None:
-        if num_entities < 2:
-            raise ValueError("negative sampling needs at least 2 entities")
         self.num_entities = num_entities
+        self.candidates = None  # None: every entity
+        if candidates is not None and len(unique := torch.unique(candidates)) < num_entities:
+            self.candidates = unique  # sorted
+            if not bool(torch.isin(train[:, [0, 2]], self.candidates).all()):
+                raise ValueError("the negative candidates must include every entity of the train triples")
+        if self.num_candidates < 2:
+            raise ValueError("negative sampling needs at least 2 candidate entities")
         self.num_relations = num_relations
         self.negatives = negatives
         self.generator = generator
@@ -63,14 +73,22 @@ class NegativeSampler:
         self.filtered = filtered
         self.known = torch.sort(triple_keys(train, num_entities, num_relations)).values if filtered else None
 
+    @property
+    def num_candidates(self) -> int:
+        return len(self.candidates) if self.candidates is not None else self.num_entities
+
     def sample(self, batch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         b, k = batch.shape[0], self.negatives
         gen = self.generator
         corrupt_head = torch.rand(b, k, generator=gen) < self.p_head[batch[:, 1]].unsqueeze(1)
         replaced = torch.where(corrupt_head, batch[:, 0:1], batch[:, 2:3])
-        # draw from N-1 entities and skip the one being replaced: never the positive itself
-        draw = torch.randint(0, self.num_entities - 1, (b, k), generator=gen)
-        draw = draw + (draw >= replaced).long()
+        # draw from M-1 candidates and skip the one being replaced: never the positive itself
+        draw = torch.randint(0, self.num_candidates - 1, (b, k), generator=gen)
+        if self.candidates is None:
+            draw = draw + (draw >= replaced).long()
+        else:
+            at = torch.searchsorted(self.candidates, replaced)  # the replaced entity's position
+            draw = self.candidates[draw + (draw >= at).long()]
         negatives = batch.unsqueeze(1).expand(b, k, 3).clone()
         negatives[..., 0] = torch.where(corrupt_head, draw, negatives[..., 0])
         negatives[..., 2] = torch.where(corrupt_head, negatives[..., 2], draw)

@@ -127,9 +127,13 @@ class Trainer:
         self.train = graph.split("train")
         if len(self.train) == 0:
             raise InputError("the train split is empty", path=graph.root / "triples.parquet")
-        if self.spec["negatives"] >= graph.num_entities:
+        # negatives come from the entities of the train split only: held-out (inductive) entities
+        # never reach training, not even as negatives
+        self.negative_candidates = graph.in_train().nonzero().flatten()
+        if self.spec["negatives"] >= len(self.negative_candidates):
             raise ConfigError(
-                f"{self.spec['negatives']} negatives per positive but only {graph.num_entities} entities",
+                f"{self.spec['negatives']} negatives per positive but only "
+                f"{len(self.negative_candidates)} entities in the train split to draw them from",
                 key="train.negatives",
                 hint="use fewer negatives than entities",
             )
@@ -160,6 +164,7 @@ class Trainer:
             mode=self.spec["sampler"],
             filtered=self.spec["filtered"],
             generator=self.generator,
+            candidates=self.negative_candidates,
         )
         if isinstance(self.model.entity, StructuralEmbedding):
             touched = self.spec["batch_size"] * (self.spec["negatives"] + 2)
@@ -266,38 +271,40 @@ class Trainer:
             x.to(self.device, non_blocking=True) for x in (batch, negatives, corrupt_head, keep)
         )
         replacement = torch.where(corrupt_head, negatives[..., 0], negatives[..., 2])
-        table = self._entity_table(batch)
+        table, batch, replacement = self._batch_rows(batch, replacement)
         positive = self.model.score_hrt(batch[:, 0], batch[:, 1], batch[:, 2], table)
         negative = self.model.score_negatives(batch, replacement, corrupt_head, table)
         loss = softplus_loss(positive, negative, keep.float())
         reg = self.spec["regularization"]
         if reg:
-            touched = torch.cat(
-                [
-                    batch[:, 0],
-                    batch[:, 2],
-                    negatives[..., 0].reshape(-1),
-                    negatives[..., 2].reshape(-1),
-                ]
-            )
+            heads = torch.where(corrupt_head, replacement, batch[:, 0:1])
+            tails = torch.where(corrupt_head, batch[:, 2:3], replacement)
+            touched = torch.cat([batch[:, 0], batch[:, 2], heads.reshape(-1), tails.reshape(-1)])
             loss = loss + reg * self.model._entities(touched, table).pow(2).mean()
         return loss
 
-    def _entity_table(self, batch: Tensor) -> Tensor | None:
-        """Multimodal runs: all entity representations, computed once per batch (with the
-        positives re-encoded when fine-tuning, and structure dropped at ``structure_dropout``);
-        None for the plain structural table."""
+    def _batch_rows(self, batch: Tensor, replacement: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
+        """Multimodal runs: the representations of the entities this batch touches, [U, w] (with
+        the positives re-encoded when fine-tuning, and structure dropped at
+        ``structure_dropout``), and batch [B, 3] and replacement [B, K] renumbered into its rows.
+        Structural runs: (None, batch, replacement) — the model reads its table directly."""
         reps = self.model.entity
         if not isinstance(reps, EntityRepresentations):
-            return None
+            return None, batch, replacement
+        b = len(batch)
+        ids, local = torch.unique(
+            torch.cat([batch[:, 0], batch[:, 2], replacement.reshape(-1)]), return_inverse=True
+        )
+        batch = torch.stack([local[:b], batch[:, 1], local[b : 2 * b]], dim=1)
+        replacement = local[2 * b :].view_as(replacement)
         fresh = None
         if self.tuner is not None:  # fine-tuning: the positives' entities re-encoded with gradients
-            fresh = self.tuner.fresh(torch.cat([batch[:, 0], batch[:, 2]]))
+            fresh = self.tuner.fresh(ids[torch.cat([batch[:, 0], batch[:, 2]])])
         drop = None
         if self.spec["structure_dropout"] > 0:
-            rand = torch.rand(reps.num_entities, generator=self.generator)
+            rand = torch.rand(len(ids), generator=self.generator)
             drop = (rand < self.spec["structure_dropout"]).to(self.device)
-        return reps.all(fresh, drop)
+        return reps.rows(ids, fresh, drop), batch, replacement
 
     def train_epoch(self, epoch: int, show: bool = True) -> dict[str, float]:
         self.model.train()

@@ -1,4 +1,5 @@
-"""Readable and machine-readable views of evaluation results."""
+"""Metric tables: the fixed-width text table, the compact DVC metrics and the per-relation CSV
+of an evaluation result (charts and HTML pages are in :mod:`vlkge.reports`)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ _COLUMNS = ("mrr", *(f"hits@{k}" for k in HITS_AT))
 
 
 def compact_metrics(result: dict[str, Any]) -> dict[str, Any]:
-    """Overall and per-direction numbers only: what `dvc metrics diff` compares."""
-    return {
-        k: {m: result[k][m] for m in (*_COLUMNS, "count")} for k in ("overall", "head", "tail") if k in result
-    }
+    """Overall and per-direction numbers only, plus seen and unseen entities apart when the split
+    has queries touching entities absent from train: what `dvc metrics diff` compares."""
+    parts = result.get("entities", {})
+    groups = {k: result[k] for k in ("overall", "head", "tail") if k in result}
+    if parts.get("unseen", {}).get("count"):
+        groups.update({f"{name}_entities": parts[name] for name in ("seen", "unseen")})
+    return {k: {m: entry[m] for m in (*_COLUMNS, "count")} for k, entry in groups.items()}
 
 
 def format_metrics(result: dict[str, Any]) -> str:
