@@ -668,6 +668,18 @@ def _humanise(slug: pl.Expr) -> pl.Expr:
     return slug.str.replace_all("-", " ")
 
 
+#: WikiArt appends the creation date to an artwork's slug (``naked-lunch-1994``,
+#: ``untitled-c-1959``, ``study-1880-82``, ``rain-2006-1``): the label of isCreatedInYear.
+APPENDED_YEAR = r"(?:-c)?-\d{4}(?:-\d{1,4})*$"
+
+
+def artwork_title(slug: pl.Expr) -> pl.Expr:
+    """A readable artwork title from its slug, without the appended creation date (kept in the
+    name or text it would hand the creation year to every model that reads them)."""
+    stripped = slug.str.replace(APPENDED_YEAR, "")
+    return _humanise(pl.when(stripped.str.len_chars() > 0).then(stripped).otherwise(slug))
+
+
 def _entities(
     triples: pl.DataFrame,
     art: pl.DataFrame,
@@ -685,7 +697,7 @@ def _entities(
     used = pl.concat([triples["head"], triples["tail"]]).unique().to_frame("key")
     image_table = _image_table(images, raw_dir, bad)
     artworks = (
-        art.select("key", name=_humanise(pl.col("_title")).fill_null(pl.col("url")))
+        art.select("key", name=artwork_title(pl.col("_title")).fill_null(pl.col("url")))
         .join(used, on="key", how="semi")
         .join(image_table, on="key", how="left")
         .with_columns(

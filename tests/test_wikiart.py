@@ -13,6 +13,7 @@ from PIL import Image
 from pipeline import adapter_for, wikiart
 from pipeline.dates import death_year_of, year_bin, year_of
 from pipeline.places import country_of
+from pipeline.wikiart import artwork_title
 from vlkge.config import default_params
 from vlkge.evaluation import evaluate
 from vlkge.graph import Graph, read_graph
@@ -211,3 +212,19 @@ def test_death_years_bins_and_countries() -> None:
         None,
         None,
     ]
+
+
+@pytest.mark.parametrize(
+    ("slug", "title"),
+    [
+        ("naked-lunch-1994", "naked lunch"),
+        ("untitled-c-1959", "untitled"),
+        ("study-of-a-girl-c-1880-82", "study of a girl"),
+        ("rain-2006-1", "rain"),
+        ("utopia-study-5-c-1975", "utopia study 5"),
+        ("composition-no-128", "composition no 128"),
+        ("1984", "1984"),  # a title that is only a year stays
+    ],
+)
+def test_artwork_title_drops_the_appended_creation_date(slug: str, title: str) -> None:
+    assert pl.select(artwork_title(pl.lit(slug))).item() == title

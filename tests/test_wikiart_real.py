@@ -40,3 +40,6 @@ def test_real_v1_counts_and_no_leak(v1: wikiart.WikiArtBuild) -> None:
     counts = tri.group_by("tail").len()
     assert counts["len"].min() >= 10
     assert v1.protocol["candidate_pools"] == "per_relation" and v1.protocol["directions"] == "tail"
+    # the slug's appended creation date (the isCreatedInYear label) is not in artwork names
+    names = v1.entities.filter(pl.col("type") == "artwork")["name"]
+    assert names.str.contains(r" \d{4}$").mean() < 0.01
