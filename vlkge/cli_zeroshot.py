@@ -2,6 +2,7 @@
 
 vlkge zeroshot wikiart-v1 --model clip --out reports/zeroshot.json
 vlkge zeroshot wikiart-v1 --model tiny-clip --limit 200        # a quick look
+vlkge zeroshot wikiart-v1 --model lite --query text            # text–text (no shared image space)
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import typer
 def zeroshot(
     dataset: str | None = typer.Argument(None, help="Dataset; default: `dataset` in params.yaml."),
     model: str | None = typer.Option(
-        None, "--model", "-m", help="Shared-space encoder: clip | blip | tiny-clip."
+        None,
+        "--model",
+        "-m",
+        help="Shared-space encoder: clip | blip | tiny-clip (any text encoder with --query text).",
     ),
     arch: str | None = typer.Option(None, "--arch", help="Architecture (e.g. ViT-L-14)."),
     pretrained: str | None = typer.Option(None, "--pretrained", help="open_clip pretrained tag."),
@@ -67,13 +71,13 @@ def zeroshot(
         device=enc["device"],
         precision=enc["precision"],
     )
-    if not encoder.info.shared_space:
+    if not encoder.info.shared_space and query != "text":  # text–text needs only one text space
         from vlkge.errors import ConfigError
 
         raise ConfigError(
             f"encoder {enc['model']!r} has no shared image–text space",
             key="encode.model",
-            hint="use clip, blip or tiny-clip",
+            hint="use clip, blip or tiny-clip, or --query text (text–text similarity in its text space)",
         )
     result = zero_shot(
         graph,

@@ -193,6 +193,7 @@ def zero_shot(
     metrics["setup"] = {
         "split": split,
         "method": "zero-shot",
+        "protocol": "correct",  # the filter of the KGE evaluation (per direction)
         "encoder": encoder.info.as_dict(),
         "query": query,
         "query_modalities": counts,
