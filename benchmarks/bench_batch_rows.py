@@ -21,7 +21,7 @@ import torch
 from vlkge.interactions import make_interaction
 from vlkge.model import KGEModel
 from vlkge.representations import EntityInputs, EntityRepresentations
-from vlkge.training import softplus_loss
+from vlkge.training import renumber_entities, softplus_loss
 
 
 def build(n: int, feature_dim: int, dim: int) -> KGEModel:
@@ -39,12 +39,7 @@ def step(model: KGEModel, batch: torch.Tensor, replacement: torch.Tensor, corrup
     """One forward + backward; → distinct entities represented."""
     model.zero_grad(set_to_none=True)
     if rows:
-        b = len(batch)
-        ids, local = torch.unique(
-            torch.cat([batch[:, 0], batch[:, 2], replacement.reshape(-1)]), return_inverse=True
-        )
-        batch = torch.stack([local[:b], batch[:, 1], local[b : 2 * b]], dim=1)
-        replacement = local[2 * b :].view_as(replacement)
+        ids, batch, replacement = renumber_entities(batch, replacement)
         table = model.entity.rows(ids)
     else:
         table = model.entity.all()

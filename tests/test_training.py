@@ -8,7 +8,7 @@ import torch
 from vlkge.config import load_params
 from vlkge.evaluation import evaluate
 from vlkge.sampling import NegativeSampler, head_corruption_probability, triple_keys
-from vlkge.training import Trainer, load_run
+from vlkge.training import Trainer, load_run, renumber_entities
 
 
 def small_params(**train):
@@ -101,6 +101,15 @@ def test_sampler_draws_only_candidates_and_all_candidates_change_nothing():
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     with pytest.raises(ValueError, match="every entity of the train triples"):
         NegativeSampler(train, 6, 2, 2, candidates=torch.tensor([0, 1, 2]))
+
+
+def test_renumbered_batch_points_back_at_the_same_entities():
+    batch = torch.tensor([[7, 0, 3], [3, 1, 9], [100, 0, 7]])
+    replacement = torch.tensor([[9, 42], [0, 7], [3, 3]])
+    ids, local, local_rep = renumber_entities(batch, replacement)
+    assert ids.tolist() == [0, 3, 7, 9, 42, 100]  # distinct, sorted
+    assert torch.equal(ids[local[:, [0, 2]]], batch[:, [0, 2]]) and torch.equal(local[:, 1], batch[:, 1])
+    assert torch.equal(ids[local_rep], replacement)
 
 
 def test_bernoulli_corrupts_the_many_side_less():

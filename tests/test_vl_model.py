@@ -87,6 +87,13 @@ def test_unseen_entities_are_reported_apart(tiny, tmp_path):
     assert compact["unseen_entities"] == {k: parts["unseen"][k] for k in compact["overall"]}
     assert compact["seen_entities"]["count"] == parts["seen"]["count"]
     assert "unseen_entities" not in compact_metrics({**metrics, "entities": {"unseen": {"count": 0}}})
+    only_unseen = {"seen": {**parts["seen"], "count": 0}, "unseen": parts["unseen"]}  # all-inductive split
+    assert set(compact_metrics({**metrics, "entities": only_unseen})) == {
+        "overall",
+        "head",
+        "tail",
+        "unseen_entities",
+    }
 
 
 def test_entity_with_no_modality_and_no_structure_is_excluded(tiny, caplog):

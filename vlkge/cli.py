@@ -252,7 +252,8 @@ def evaluate(
     parts = result.get("entities", {})
     if parts.get("unseen", {}).get("count"):  # inductive entities: seen and unseen apart
         for name in ("seen", "unseen"):
-            m = parts[name]
+            if not (m := parts[name])["count"]:
+                continue  # e.g. no query of an inductive-only split touches seen entities only
             typer.echo(
                 f"{name + ' entities':32s} {m['mrr']:7.4f} {m['hits@1']:7.4f} {m['hits@3']:7.4f} "
                 f"{m['hits@10']:7.4f} {m['count']:7d}"

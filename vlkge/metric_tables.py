@@ -19,7 +19,7 @@ def compact_metrics(result: dict[str, Any]) -> dict[str, Any]:
     parts = result.get("entities", {})
     groups = {k: result[k] for k in ("overall", "head", "tail") if k in result}
     if parts.get("unseen", {}).get("count"):
-        groups.update({f"{name}_entities": parts[name] for name in ("seen", "unseen")})
+        groups.update({f"{n}_entities": parts[n] for n in ("seen", "unseen") if parts[n]["count"]})
     return {k: {m: entry[m] for m in (*_COLUMNS, "count")} for k, entry in groups.items()}
 
 

@@ -101,6 +101,17 @@ def softplus_loss(positive: Tensor, negative: Tensor, keep: Tensor) -> Tensor:
     return total / (positive.numel() + keep.sum())
 
 
+def renumber_entities(batch: Tensor, replacement: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The distinct entities of batch [B, 3] and replacement [B, K] → (ids [U] sorted, batch and
+    replacement with their entities renumbered as positions in ``ids``)."""
+    b = len(batch)
+    ids, local = torch.unique(
+        torch.cat([batch[:, 0], batch[:, 2], replacement.reshape(-1)]), return_inverse=True
+    )
+    batch = torch.stack([local[:b], batch[:, 1], local[b : 2 * b]], dim=1)
+    return ids, batch, local[2 * b :].view_as(replacement)
+
+
 @dataclass
 class TrainState:
     """What a checkpoint restores besides the weights."""
@@ -291,12 +302,7 @@ class Trainer:
         reps = self.model.entity
         if not isinstance(reps, EntityRepresentations):
             return None, batch, replacement
-        b = len(batch)
-        ids, local = torch.unique(
-            torch.cat([batch[:, 0], batch[:, 2], replacement.reshape(-1)]), return_inverse=True
-        )
-        batch = torch.stack([local[:b], batch[:, 1], local[b : 2 * b]], dim=1)
-        replacement = local[2 * b :].view_as(replacement)
+        ids, batch, replacement = renumber_entities(batch, replacement)
         fresh = None
         if self.tuner is not None:  # fine-tuning: the positives' entities re-encoded with gradients
             fresh = self.tuner.fresh(ids[torch.cat([batch[:, 0], batch[:, 2]])])
