@@ -256,10 +256,11 @@ class EntityRepresentations(nn.Module):
         self.register_buffer("has_structure", has_structure.clone(), persistent=False)
         self.structure = StructuralEmbedding(n, factor * dim, init) if STRUCTURAL in modalities else None
         self.projections = nn.ModuleDict()
+        # modalities every entity has: projected without skipping absent rows
+        self.complete = {m: bool(inputs.present[m].all()) for m in self.feature_modalities}
         for m in self.feature_modalities:
             feats = inputs.features[m]
             self.register_buffer(f"features_{m}", feats, persistent=False)
-            self.register_buffer(f"rows_{m}", inputs.present[m].nonzero().flatten(), persistent=False)
             self.projections[m] = nn.Linear(feats.shape[1], dim)
         columns = [has_structure if m == STRUCTURAL else inputs.present[m] for m in modalities]
         self.register_buffer("mask", torch.stack(columns, dim=1), persistent=False)  # [N, M]
@@ -309,24 +310,8 @@ class EntityRepresentations(nn.Module):
     def all(
         self, fresh: dict[str, tuple[Tensor, Tensor]] | None = None, drop_structure: Tensor | None = None
     ) -> Tensor:
-        """[N, w] for every entity; each projection runs only over the rows that have it.
-
-        ``fresh`` and ``drop_structure`` [N]: as for :meth:`rows`.
-        """
-        mask, has_structure = self._without_structure(self.mask, self.has_structure, drop_structure)
-        structure = None if self.structure is None else self.structure.all()
-        projected = {}
-        for m in self.feature_modalities:
-            feats, rows = getattr(self, f"features_{m}"), getattr(self, f"rows_{m}")
-            if rows.numel() == self.num_entities:
-                projected[m] = self.projections[m](feats)
-            else:
-                out = feats.new_zeros(self.num_entities, self.dim)
-                projected[m] = out.index_copy(0, rows, self.projections[m](feats[rows]))
-            if fresh and m in fresh:
-                at, values = fresh[m]
-                projected[m] = projected[m].index_copy(0, at, self.projections[m](values))
-        return self.compose(structure, projected, mask, has_structure)
+        """[N, w] for every entity (``fresh``, ``drop_structure`` [N]: as for :meth:`rows`)."""
+        return self.rows(torch.arange(self.num_entities, device=self.mask.device), fresh, drop_structure)
 
     def rows(
         self,
@@ -335,7 +320,8 @@ class EntityRepresentations(nn.Module):
         drop_structure: Tensor | None = None,
     ) -> Tensor:
         """ids [U] (sorted, unique) → [U, w]: the representations of those entities only (a
-        training batch's; the cost grows with the batch, not with N).
+        training batch's: the cost grows with the batch, not with N); each projection runs only
+        over the rows that have its modality.
 
         ``fresh`` {m: (entity ids [k], features [k, d_m])}: features that replace the cached rows
         (fine-tuning: they carry gradients to the encoder); every id must be in ``ids``.
@@ -343,14 +329,20 @@ class EntityRepresentations(nn.Module):
         with ``train.structure_dropout``, so that features alone learn to stand in for unseen
         entities).
         """
+        every = len(ids) == self.num_entities  # sorted and unique: all entities, in order (no gather)
         mask, has_structure = self._without_structure(self.mask[ids], self.has_structure[ids], drop_structure)
-        structure = None if self.structure is None else self.structure(ids)
+        structure = None
+        if self.structure is not None:
+            structure = self.structure.all() if every else self.structure(ids)
         projected = {}
         for m in self.feature_modalities:
             feats = getattr(self, f"features_{m}")
-            have = self.mask[ids, self.modalities.index(m)].nonzero().flatten()
-            out = feats.new_zeros(len(ids), self.dim)
-            projected[m] = out.index_copy(0, have, self.projections[m](feats[ids[have]]))
+            if self.complete[m]:
+                projected[m] = self.projections[m](feats if every else feats[ids])
+            else:
+                have = self.mask[ids, self.modalities.index(m)].nonzero().flatten()
+                out = feats.new_zeros(len(ids), self.dim)
+                projected[m] = out.index_copy(0, have, self.projections[m](feats[ids[have]]))
             if fresh and m in fresh:
                 at, values = fresh[m]
                 projected[m] = projected[m].index_copy(
