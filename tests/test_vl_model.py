@@ -16,7 +16,7 @@ from tests.vl_data import IMAGES, UNSEEN, encode_tiny, vl_params, write_tiny_vl_
 from vlkge.errors import InputError
 from vlkge.evaluation import evaluate
 from vlkge.features import merge_store, read_sidecar, write_shard
-from vlkge.metric_tables import compact_metrics
+from vlkge.metric_tables import compact_metrics, format_metrics
 from vlkge.model import build_model
 from vlkge.representations import EntityRepresentations, load_entity_inputs
 from vlkge.training import Trainer
@@ -86,6 +86,9 @@ def test_unseen_entities_are_reported_apart(tiny, tmp_path):
     compact = compact_metrics(metrics)  # what `dvc metrics diff` compares carries them too
     assert compact["unseen_entities"] == {k: parts["unseen"][k] for k in compact["overall"]}
     assert compact["seen_entities"]["count"] == parts["seen"]["count"]
+    table = format_metrics(metrics).splitlines()  # and the printed table ends with the two rows
+    assert table[-2].startswith("seen entities") and table[-1].startswith("unseen entities")
+    assert table[-1].split()[-1] == str(parts["unseen"]["count"])
     assert "unseen_entities" not in compact_metrics({**metrics, "entities": {"unseen": {"count": 0}}})
     only_unseen = {"seen": {**parts["seen"], "count": 0}, "unseen": parts["unseen"]}  # all-inductive split
     assert set(compact_metrics({**metrics, "entities": only_unseen})) == {

@@ -249,15 +249,6 @@ def evaluate(
     if per_relation is not None:
         write_per_relation_csv(per_relation, result)
     typer.echo(format_metrics(result))
-    parts = result.get("entities", {})
-    if parts.get("unseen", {}).get("count"):  # inductive entities: seen and unseen apart
-        for name in ("seen", "unseen"):
-            if not (m := parts[name])["count"]:
-                continue  # e.g. no query of an inductive-only split touches seen entities only
-            typer.echo(
-                f"{name + ' entities':32s} {m['mrr']:7.4f} {m['hits@1']:7.4f} {m['hits@3']:7.4f} "
-                f"{m['hits@10']:7.4f} {m['count']:7d}"
-            )
     echo(f"wrote {out}")
 
 

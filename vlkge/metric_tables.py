@@ -13,18 +13,25 @@ from vlkge.fileio import atomic_path
 _COLUMNS = ("mrr", *(f"hits@{k}" for k in HITS_AT))
 
 
+def entity_groups(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``seen`` / ``unseen`` entity metrics, those with queries, when the split has queries
+    touching entities absent from train (inductive); else empty."""
+    parts = result.get("entities", {})
+    if not parts.get("unseen", {}).get("count"):
+        return {}
+    return {name: parts[name] for name in ("seen", "unseen") if parts[name]["count"]}
+
+
 def compact_metrics(result: dict[str, Any]) -> dict[str, Any]:
     """Overall and per-direction numbers only, plus seen and unseen entities apart when the split
     has queries touching entities absent from train: what `dvc metrics diff` compares."""
-    parts = result.get("entities", {})
     groups = {k: result[k] for k in ("overall", "head", "tail") if k in result}
-    if parts.get("unseen", {}).get("count"):
-        groups.update({f"{n}_entities": parts[n] for n in ("seen", "unseen") if parts[n]["count"]})
+    groups.update({f"{name}_entities": entry for name, entry in entity_groups(result).items()})
     return {k: {m: entry[m] for m in (*_COLUMNS, "count")} for k, entry in groups.items()}
 
 
 def format_metrics(result: dict[str, Any]) -> str:
-    """A fixed-width table: overall, per direction, per relation."""
+    """A fixed-width table: overall, per direction, per relation, then seen / unseen entities."""
     setup = result.get("setup", {})
     lines = [
         f"split {setup.get('split')} | protocol {setup.get('protocol')} | directions "
@@ -40,6 +47,8 @@ def format_metrics(result: dict[str, Any]) -> str:
             lines.append(row(key, result[key]))
     for rel, m in result.get("per_relation", {}).items():
         lines.append(row(f"  {rel}", m))
+    for name, m in entity_groups(result).items():
+        lines.append(row(f"{name} entities", m))
     return "\n".join(lines)
 
 
