@@ -25,7 +25,7 @@ import polars as pl
 
 from pipeline import ADAPTERS
 from pipeline.assemble import assemble_graph, read_table
-from pipeline.sources import crawl_files, read_manifest, resolve_source, source_display
+from pipeline.sources import crawl_files, crawl_source, read_manifest, source_display
 from vlkge.errors import InputError, SourceError
 from vlkge.graph import Graph
 
@@ -45,7 +45,7 @@ class CustomAdapter:
         self, dataset: str, source: str | None, raw_dir: Path, params: dict[str, Any]
     ) -> dict[str, Any]:
         crawl = params.get("crawl", {}) or {}
-        src = resolve_source(dataset, source if source else crawl.get("source"), None)
+        src = crawl_source(dataset, source, params, None)
         if not src.is_dir():
             raise SourceError(
                 "a custom graph source must be a directory",

@@ -93,6 +93,14 @@ def resolve_source(dataset: str, source: str | None, pinned: Mapping[str, Any] |
     return download(str(url), sha256=pinned.get("sha256"))
 
 
+def crawl_source(
+    dataset: str, source: str | None, params: Mapping[str, Any], pinned: Mapping[str, Any] | None
+) -> Path:
+    """:func:`resolve_source` of what an adapter's ``crawl`` reads: ``--source`` when given, else
+    ``crawl.source`` of ``params``, else the mirror or the adapter's ``pinned`` URL."""
+    return resolve_source(dataset, source or (params.get("crawl") or {}).get("source"), pinned)
+
+
 def is_url(source: str) -> bool:
     return source.lower().startswith(URL_SCHEMES)
 

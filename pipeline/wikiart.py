@@ -47,7 +47,7 @@ import polars as pl
 from pipeline import ADAPTERS
 from pipeline.dates import death_year_of, year_bin, year_of
 from pipeline.places import country_of
-from pipeline.sources import crawl_files, manifest_inputs, read_manifest, resolve_source
+from pipeline.sources import crawl_files, crawl_source, manifest_inputs, read_manifest
 from vlkge.errors import ConfigError, InputError, SourceError
 from vlkge.graph import Graph, write_graph
 
@@ -222,7 +222,7 @@ class WikiArtAdapter:
         self, dataset: str, source: str | None, raw_dir: Path, params: dict[str, Any]
     ) -> dict[str, Any]:
         crawl = params.get("crawl", {}) or {}
-        src = resolve_source(dataset, source if source else crawl.get("source"), None)
+        src = crawl_source(dataset, source, params, None)
         if not src.is_dir():
             raise SourceError("a WikiArt source must be a directory", path=src)
         artwork_dir, artists = find_scrape(src)

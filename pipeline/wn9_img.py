@@ -27,7 +27,7 @@ import polars as pl
 
 from pipeline import ADAPTERS
 from pipeline.assemble import assemble_graph, read_table
-from pipeline.sources import crawl_files, read_manifest, resolve_source, source_display
+from pipeline.sources import crawl_files, crawl_source, read_manifest, source_display
 from vlkge.errors import ConfigError, InputError, SourceError
 from vlkge.graph import Graph
 
@@ -57,7 +57,7 @@ class Wn9ImgAdapter:
         self, dataset: str, source: str | None, raw_dir: Path, params: dict[str, Any]
     ) -> dict[str, Any]:
         crawl = params.get("crawl", {}) or {}
-        src = resolve_source(dataset, source if source else crawl.get("source"), PINNED)
+        src = crawl_source(dataset, source, params, PINNED)
         root = src.parent if src.is_file() else src
         if src.is_file():
             files, fmt = [(src, TRIPLES_CSV, "table")], "csv"

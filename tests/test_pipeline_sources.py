@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import sources
-from pipeline.sources import copy_verified, crawl_files, read_manifest, resolve_source
+from pipeline.sources import copy_verified, crawl_files, crawl_source, read_manifest, resolve_source
 from vlkge.errors import InputError, SourceError
 
 PAYLOAD = b"head,relation,tail,mode\r\na,r,b,train\r\n"
@@ -59,6 +59,17 @@ def test_local_dir_is_used_as_is(tmp_path: Path) -> None:
     src = tmp_path / "dump"
     src.mkdir()
     assert resolve_source("custom:x", str(src), None) == src
+
+
+def test_crawl_source_takes_the_option_before_the_params(tmp_path: Path) -> None:
+    given, configured = tmp_path / "given", tmp_path / "configured"
+    given.mkdir()
+    configured.mkdir()
+    params = {"crawl": {"source": str(configured)}}
+    assert crawl_source("custom:x", str(given), params, None) == given
+    assert crawl_source("custom:x", None, params, None) == configured
+    with pytest.raises(SourceError, match="no public URL"):
+        crawl_source("custom:x", None, {"crawl": None}, None)
 
 
 def test_missing_local_source_names_the_path(tmp_path: Path) -> None:
