@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 import torch
+from vlkge.pipeline import adapter_for
 
-from pipeline import adapter_for
 from vlkge.config import load_params
 from vlkge.evaluation import evaluate
 from vlkge.training import Trainer

@@ -31,8 +31,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
+from vlkge.pipeline.synthetic import random_features, write_scale_graph
 
-from pipeline.synthetic import random_features, write_scale_graph
 from vlkge.evaluation import chunk_rows, evaluate
 from vlkge.graph import read_graph
 from vlkge.training import Trainer

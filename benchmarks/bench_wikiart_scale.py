@@ -64,7 +64,8 @@ def params_for(args: argparse.Namespace) -> dict:
 
 
 def stage_clean(args: argparse.Namespace) -> dict:
-    from pipeline import adapter_for
+    from vlkge.pipeline import adapter_for
+
     from vlkge.paths import graph_dir, raw_dir
 
     params = params_for(args)

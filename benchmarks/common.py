@@ -31,7 +31,7 @@ def load_graph(path: str | Path, workdir: Path | None = None) -> Graph:
     path = Path(path)
     if (path / "meta.json").is_file():
         return read_graph(path)
-    from pipeline import adapter_for
+    from vlkge.pipeline import adapter_for
 
     base = Path(workdir or tempfile.mkdtemp(prefix="vlkge-bench-")) / "custom"
     params = load_params(overrides={"crawl": {"source": str(path)}})

@@ -41,4 +41,4 @@ def adapter_for(dataset: str) -> Adapter:
 
 def _load_builtin_adapters() -> None:
     # Importing the modules registers their adapters.
-    from pipeline import custom, wikiart, wn9_img  # noqa: F401
+    from vlkge.pipeline import custom, wikiart, wn9_img  # noqa: F401

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from vlkge.pipeline.sources import manifest_inputs
 
-from pipeline.sources import manifest_inputs
 from vlkge.errors import ConfigError, InputError
 from vlkge.graph import SPLITS, Graph, write_graph
 

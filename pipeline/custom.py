@@ -11,7 +11,7 @@ Input directory (GUIDE §2 "User graph input"):
 - optional ``images/`` holding the referenced images.
 
 ``crawl`` copies those files and the referenced images into ``raw/``; ``clean`` reads ``raw/``
-and hands the tables to :func:`pipeline.assemble.assemble_graph`. Anything missing is a
+and hands the tables to :func:`vlkge.pipeline.assemble.assemble_graph`. Anything missing is a
 missing modality.
 """
 
@@ -22,10 +22,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import polars as pl
+from vlkge.pipeline import ADAPTERS
+from vlkge.pipeline.assemble import assemble_graph, read_table
+from vlkge.pipeline.sources import crawl_files, crawl_source, read_manifest, source_display
 
-from pipeline import ADAPTERS
-from pipeline.assemble import assemble_graph, read_table
-from pipeline.sources import crawl_files, crawl_source, read_manifest, source_display
 from vlkge.errors import InputError, SourceError
 from vlkge.graph import Graph
 

@@ -43,11 +43,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from vlkge.pipeline import ADAPTERS
+from vlkge.pipeline.dates import death_year_of, year_bin, year_of
+from vlkge.pipeline.places import country_of
+from vlkge.pipeline.sources import crawl_files, crawl_source, manifest_inputs, read_manifest
 
-from pipeline import ADAPTERS
-from pipeline.dates import death_year_of, year_bin, year_of
-from pipeline.places import country_of
-from pipeline.sources import crawl_files, crawl_source, manifest_inputs, read_manifest
 from vlkge.errors import ConfigError, InputError, SourceError
 from vlkge.graph import Graph, write_graph
 

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from vlkge.pipeline import ADAPTERS
+from vlkge.pipeline.assemble import assemble_graph, read_table
+from vlkge.pipeline.sources import crawl_files, crawl_source, read_manifest, source_display
 
-from pipeline import ADAPTERS
-from pipeline.assemble import assemble_graph, read_table
-from pipeline.sources import crawl_files, crawl_source, read_manifest, source_display
 from vlkge.errors import ConfigError, InputError, SourceError
 from vlkge.graph import Graph
 

@@ -68,8 +68,9 @@ def make_graph(
 @pytest.fixture(scope="session")
 def demo_graph(tmp_path_factory) -> Graph:
     """The synthetic demo graph (user-graph path: crawl + clean), built once per session."""
-    from pipeline import adapter_for
-    from pipeline.synthetic import write_synthetic_graph
+    from vlkge.pipeline import adapter_for
+    from vlkge.pipeline.synthetic import write_synthetic_graph
+
     from vlkge.config import load_params
 
     base = tmp_path_factory.mktemp("demo")

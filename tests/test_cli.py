@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from pipeline.synthetic import write_synthetic_graph
+from vlkge.pipeline.synthetic import write_synthetic_graph
 
 SMALL = [
     "--dim",

@@ -21,8 +21,8 @@ TRAIN = {"epochs": 6, "batch_size": 128, "negatives": 8, "eval_every": 3, "devic
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    from pipeline import adapter_for
-    from pipeline.synthetic import write_synthetic_graph
+    from vlkge.pipeline import adapter_for
+    from vlkge.pipeline.synthetic import write_synthetic_graph
 
     base = tmp_path_factory.mktemp("ddp")
     source = write_synthetic_graph(base / "source", entities=200, seed=1)

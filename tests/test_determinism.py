@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from vlkge.pipeline.synthetic import write_synthetic_graph
 
-from pipeline.synthetic import write_synthetic_graph
 from tests.test_bad_inputs import vlkge
 from vlkge.fileio import sha256_file
 

@@ -8,8 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from pipeline.synthetic import write_synthetic_graph
+from vlkge.pipeline.synthetic import write_synthetic_graph
 
 PIPELINE = """
 stages:

@@ -21,8 +21,8 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from vlkge.pipeline.custom import CustomAdapter
 
-from pipeline.custom import CustomAdapter
 from vlkge.config import default_params, load_params, merge
 from vlkge.errors import VlkgeError
 from vlkge.graph import SPLITS, validate_graph

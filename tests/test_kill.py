@@ -149,8 +149,9 @@ TRAIN_PARAMS = {
 @pytest.fixture(scope="module")
 def train_project(tmp_path_factory) -> Path:
     """A cleaned synthetic graph (300 entities) and params.yaml for a 6-epoch CPU run."""
-    from pipeline import adapter_for
-    from pipeline.synthetic import write_synthetic_graph
+    from vlkge.pipeline import adapter_for
+    from vlkge.pipeline.synthetic import write_synthetic_graph
+
     from vlkge.config import load_params
 
     root = tmp_path_factory.mktemp("train")

@@ -1,4 +1,4 @@
-"""The ``custom`` adapter and the generic checks of ``pipeline.assemble`` on bad user input."""
+"""The ``custom`` adapter and the generic checks of ``vlkge.pipeline.assemble`` on bad user input."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vlkge.pipeline import adapter_for
 
-from pipeline import adapter_for
 from vlkge.config import default_params
 from vlkge.errors import ConfigError, InputError, SourceError
 from vlkge.fileio import sha256_file

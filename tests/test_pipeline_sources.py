@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from vlkge.pipeline import sources
+from vlkge.pipeline.sources import copy_verified, crawl_files, crawl_source, read_manifest, resolve_source
 
-from pipeline import sources
-from pipeline.sources import copy_verified, crawl_files, crawl_source, read_manifest, resolve_source
 from vlkge.errors import InputError, SourceError
 
 PAYLOAD = b"head,relation,tail,mode\r\na,r,b,train\r\n"

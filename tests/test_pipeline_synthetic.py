@@ -9,9 +9,9 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from vlkge.pipeline import adapter_for
+from vlkge.pipeline.synthetic import write_synthetic_graph
 
-from pipeline import adapter_for
-from pipeline.synthetic import write_synthetic_graph
 from vlkge.config import default_params
 from vlkge.graph import Graph
 

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vlkge.pipeline import adapter_for, wn9_img
 
-from pipeline import adapter_for, wn9_img
 from vlkge.config import default_params
 from vlkge.errors import ConfigError, SourceError
 from vlkge.fileio import sha256_file

@@ -9,11 +9,11 @@ from typing import Any
 import polars as pl
 import pytest
 from PIL import Image
+from vlkge.pipeline import adapter_for, wikiart
+from vlkge.pipeline.dates import death_year_of, year_bin, year_of
+from vlkge.pipeline.places import country_of
+from vlkge.pipeline.wikiart import artwork_title
 
-from pipeline import adapter_for, wikiart
-from pipeline.dates import death_year_of, year_bin, year_of
-from pipeline.places import country_of
-from pipeline.wikiart import artwork_title
 from vlkge.config import default_params
 from vlkge.evaluation import evaluate
 from vlkge.graph import Graph, read_graph

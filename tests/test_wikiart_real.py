@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-
-from pipeline import wikiart
+from vlkge.pipeline import wikiart
 
 SCRAPE = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikiart" / "wikiart_scrape_yangyuwang"
 

@@ -75,7 +75,7 @@ def crawl(
     images: str | None = typer.Option(None, "--images", help="Directory of entity images."),
 ) -> None:
     """Copy and verify a dataset's inputs into data/<dataset>/raw."""
-    from pipeline import adapter_for
+    from vlkge.pipeline import adapter_for
 
     params = state.params({"crawl": {"source": source, "images": images}})
     name = resolve_dataset(dataset, params)
@@ -95,8 +95,8 @@ def clean(
     ),
 ) -> None:
     """Build the canonical graph data/<dataset>/graph from the crawled inputs."""
-    from pipeline import adapter_for
     from vlkge.graph import format_summary
+    from vlkge.pipeline import adapter_for
 
     params = state.params({"clean": {"unseen": unseen}})
     name = resolve_dataset(dataset, params)
@@ -261,11 +261,11 @@ def demo(
 ) -> None:
     """The embedded default, end to end and offline: generate a small user graph, crawl, clean,
     train and evaluate it (about a minute on 2 cores)."""
-    from pipeline import adapter_for
-    from pipeline.synthetic import write_synthetic_graph
     from vlkge.evaluation import evaluate as run_evaluation
     from vlkge.graph import format_summary
     from vlkge.metric_tables import format_metrics
+    from vlkge.pipeline import adapter_for
+    from vlkge.pipeline.synthetic import write_synthetic_graph
     from vlkge.training import Trainer
 
     name = "custom:demo"
