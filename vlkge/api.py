@@ -26,10 +26,14 @@ from typing import Any
 
 from vlkge import paths
 from vlkge.config import Config, load_config
+from vlkge.encode_batches import ModalityResult
 from vlkge.errors import ConfigError, InputError
 from vlkge.graph import Graph, read_graph
 from vlkge.model import KGEModel
+from vlkge.predict import Prediction
 from vlkge.runs import CHECKPOINT, Run, load_run, require_features, run_encoder, run_path
+from vlkge.training import TrainState
+from vlkge.zeroshot import ZeroShotResult
 
 Log = Callable[[str], None]
 
@@ -95,7 +99,7 @@ def encode(
     force: bool = False,
     progress: bool = True,
     log: Log = _stderr,
-) -> list[Any]:
+) -> list[ModalityResult]:
     """Encode the graph with the ``encode:`` section's encoder into its feature store (resumes
     complete shards); one ``ModalityResult`` per store modality."""
     from vlkge.encoding import run_encode
@@ -115,7 +119,7 @@ class Trained:
     run_dir: Path
     graph: Graph
     model: KGEModel
-    state: Any
+    state: TrainState
     is_main: bool = True
 
 
@@ -199,7 +203,7 @@ def predict(
     config: Config | None = None,
     data_dir: str | Path = "data",
     dataset: str | None = None,
-) -> Any:
+) -> Prediction:
     """Top-``k`` answers of ``(new, relation, ?)`` (``head``: ``(?, relation, new)``) and the
     nearest entities for an entity not in the graph, given by an image and/or a text, encoded with
     the encoder that made the run's features."""
@@ -227,7 +231,7 @@ def zeroshot(
     top_k: int = 5,
     limit: int | None = None,
     log: Log | None = _stderr,
-) -> tuple[Graph, Any]:
+) -> tuple[Graph, ZeroShotResult]:
     """The zero-shot baseline on ``evaluate.split`` with the ``encode:`` section's encoder
     (image–text similarity in a shared space, or ``query="text"``: text–text)."""
     from vlkge.encoders import build_encoder
