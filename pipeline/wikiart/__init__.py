@@ -34,6 +34,7 @@ referenced but not described, artist names that match no artist, images that do 
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,8 @@ from typing import Any
 import polars as pl
 from vlkge.pipeline import ADAPTERS
 from vlkge.pipeline.assemble import Assembled, assemble_tables, write_assembled
-from vlkge.pipeline.sources import crawl_files, crawl_source, read_manifest
+from vlkge.pipeline.dumps import Dump, read_pins
+from vlkge.pipeline.sources import crawl_files, crawl_source, image_dir, read_manifest
 from vlkge.pipeline.wikiart.build import WikiArtTables, artwork_title, build_wikiart
 from vlkge.pipeline.wikiart.read import (
     ARTWORK_DIR,
@@ -67,7 +69,7 @@ from vlkge.pipeline.wikiart.schema import (
     wikiart_spec,
 )
 
-from vlkge.errors import InputError, SourceError
+from vlkge.errors import InputError
 from vlkge.graph import Graph
 
 __all__ = [
@@ -98,37 +100,36 @@ class WikiArtAdapter:
     def crawl(
         self, dataset: str, source: str | None, raw_dir: Path, params: dict[str, Any]
     ) -> dict[str, Any]:
-        crawl = params.get("crawl", {}) or {}
-        src = crawl_source(dataset, source, params, None)
-        if not src.is_dir():
-            raise SourceError("a WikiArt source must be a directory", path=src)
+        src = crawl_source(
+            dataset, source, params, public_dump(), directory="the scrape folder or a folder holding it"
+        )
         artwork_dir, artists = find_scrape(src)
         csvs = sorted(artwork_dir.glob("*.csv"))
         files = [(p, f"{ARTWORK_DIR}/{p.name}", "table") for p in csvs]
         files.append((artists, RAW_ARTISTS, "table"))
-        image_dir = _image_dir(src, crawl.get("images"))
+        pictures = image_dir(params, src / RAW_IMAGES)
         unmatched = 0
-        if image_dir is not None:
+        if pictures is not None:
             known = artwork_keys(artwork_dir)
             keys = set(known["key"].to_list())
             unique_titles = known.filter(pl.col("title").is_unique())
             titles = dict(zip(unique_titles["title"].to_list(), unique_titles["key"].to_list(), strict=True))
-            for path in sorted(image_dir.rglob("*")):
+            for path in sorted(pictures.rglob("*")):
                 if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
                     continue
-                key = image_artwork(path.relative_to(image_dir), keys, titles)
+                key = image_artwork(path.relative_to(pictures), keys, titles)
                 if key is None:
                     unmatched += 1
                     continue
                 files.append((path, f"{RAW_IMAGES}/{key}/{path.name}", "image"))
         if unmatched:
-            log.warning("%s: %d image(s) match no artwork of the scrape; not copied", image_dir, unmatched)
+            log.warning("%s: %d image(s) match no artwork of the scrape; not copied", pictures, unmatched)
         return crawl_files(
             raw_dir,
             files,
             dataset=dataset,
             source=src,
-            extra={"adapter": "wikiart", "images": str(image_dir), "unmatched_images": unmatched},
+            extra={"adapter": "wikiart", "images": str(pictures), "unmatched_images": unmatched},
         )
 
     def clean(self, dataset: str, raw_dir: Path, graph_dir: Path, params: dict[str, Any]) -> Graph:
@@ -170,6 +171,13 @@ class WikiArtAdapter:
         return graph
 
 
+@functools.cache
+def public_dump() -> Dump:
+    """The public WikiArt dump (a ``wikiart/`` directory, shared by both versions): the scrape's
+    CSVs at a pinned commit, and the image lists around it (pinned, not fetched by crawl)."""
+    return Dump("wikiart", read_pins("wikiart.tsv"))
+
+
 def assemble_wikiart(tables: WikiArtTables, params: dict[str, Any]) -> Assembled:
     """The shared assembly of a WikiArt build: always inductive (held-out artworks, and the
     artists of artist → artist links, are unseen in train), relation ids in the version's order,
@@ -182,15 +190,6 @@ def assemble_wikiart(tables: WikiArtTables, params: dict[str, Any]) -> Assembled
         relation_order=tables.relation_order,
         sort_triples=True,
     )
-
-
-def _image_dir(src: Path, override: str | None) -> Path | None:
-    if override:
-        path = Path(override).expanduser()
-        if not path.is_dir():
-            raise SourceError("image directory not found", path=path, key="crawl.images")
-        return path
-    return src / RAW_IMAGES if (src / RAW_IMAGES).is_dir() else None
 
 
 ADAPTERS.register("wikiart-v1")(WikiArtAdapter())
