@@ -12,7 +12,9 @@ Input directory (GUIDE §2 "User graph input"):
 
 ``crawl`` copies those files and the referenced images into ``raw/``; ``clean`` reads ``raw/``
 and hands the tables to :func:`vlkge.pipeline.assemble.assemble_graph`. Anything missing is a
-missing modality.
+missing modality. A user graph is inductive where it can be (``clean.unseen`` unset:
+``inductive``): valid/test triples whose entity is absent from train are kept when that entity
+has text or an image, and dropped, with a count, when it has neither.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 import polars as pl
 from vlkge.pipeline import ADAPTERS
-from vlkge.pipeline.assemble import assemble_graph, read_table
+from vlkge.pipeline.assemble import assemble_graph, read_table, unseen_mode
 from vlkge.pipeline.sources import crawl_files, crawl_source, image_dir, read_manifest, source_display
 
 from vlkge.errors import InputError, SourceError
@@ -92,6 +94,7 @@ class CustomAdapter:
             triples,
             graph_dir,
             params,
+            unseen=unseen_mode(params, "inductive"),  # a user graph: inductive where it can be
             entities=entities,
             manifest=manifest,
             image_root=raw_dir.parent,

@@ -67,6 +67,7 @@ def test_counts_from_the_paper_csv(csv_graph: Graph) -> None:
     assert csv_graph.meta["inputs"]["files"][wn9_img.TEXT_TSV] == wn9_img.TEXT_SHA256
     assert csv_graph.meta["inputs"]["images"] == 12
     assert csv_graph.meta["clean"]["warnings"] == []
+    assert csv_graph.meta["clean"]["unseen"] == "drop"  # clean.unseen unset: the paper's transductive setting
 
 
 def test_entity_text_and_images(csv_graph: Graph) -> None:

@@ -91,7 +91,7 @@ def clean(
     unseen: str | None = typer.Option(
         None,
         "--unseen",
-        help="valid/test entities or relations unseen in train: drop | fail | keep",
+        help="valid/test entities or relations unseen in train: drop | fail | keep | inductive",
     ),
 ) -> None:
     """Build the canonical graph data/<dataset>/graph from the crawled inputs."""

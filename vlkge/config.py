@@ -144,7 +144,11 @@ def check_values(params: Params) -> None:
             lambda v: v in ("auto", "cpu", "cuda") or v.startswith("cuda:"),
             "use auto, cpu or cuda[:N]",
         ),
-        ("clean.unseen", lambda v: v in ("drop", "fail", "keep"), "use drop, fail or keep"),
+        (
+            "clean.unseen",
+            lambda v: v in (None, "drop", "fail", "keep", "inductive"),
+            "use drop, fail, keep or inductive",
+        ),
         ("evaluate.protocol", lambda v: v in ("correct", "paper"), "use correct or paper"),
         ("evaluate.directions", lambda v: v in (None, "both", "tail"), "use both or tail"),
         (
