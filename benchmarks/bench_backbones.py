@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import torch
-from vlkge.pipeline import adapter_for
 
-from vlkge.config import load_params
+from vlkge import api
+from vlkge.config import load_config
 from vlkge.evaluation import evaluate
 from vlkge.training import Trainer
 
@@ -36,18 +36,15 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / "wn9-img"
-        params = load_params(overrides={"crawl": {"source": args.source}})
-        adapter = adapter_for("wn9-img")
-        adapter.crawl("wn9-img", args.source, base / "raw", params)
-        graph = adapter.clean("wn9-img", base / "raw", base / "graph", params)
+        config = load_config(overrides={"crawl": {"source": args.source}})
+        graph = api.prepare("wn9-img", config, data_dir=tmp)
         queries = 2 * len(graph.triples["test"])
         print(f"WN9-IMG: {graph.num_entities} entities, {len(graph.triples['train'])} train triples;")
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; paper config, dim 768\n")
         header = f"{'backbone':10s} {'epoch 1 s':>10s} {'s/epoch':>9s} {'triples/s':>10s} "
         print(header + f"{'eval s':>8s} {'queries/s':>10s}")
         for name in args.backbones.split(","):
-            params = load_params(
+            params = load_config(
                 overrides={
                     "model": {"backbone": name, "dim": 768},
                     "train": {"epochs": args.epochs, "eval_every": 10_000, "device": "cpu"},

@@ -1,4 +1,4 @@
-"""Multimodal training step: the batch's rows only (``EntityRepresentations.rows``, what the
+"""Multimodal training step: the batch's rows only (``MultimodalRepresentation.rows``, what the
 trainer does) against the full entity table (``all()``, what it did before), same run, same batches.
 
 Usage: python benchmarks/bench_batch_rows.py [--entities 180000] [--feature-dim 512] [--dim 128]
@@ -18,10 +18,11 @@ import time
 
 import torch
 
+from vlkge.features.inputs import EntityInputs
 from vlkge.interactions import make_interaction
 from vlkge.model import KGEModel
-from vlkge.representations import EntityInputs, EntityRepresentations
-from vlkge.training import renumber_entities, softplus_loss
+from vlkge.representations import MultimodalRepresentation, renumber_entities
+from vlkge.training import softplus_loss
 
 
 def build(n: int, feature_dim: int, dim: int) -> KGEModel:
@@ -30,9 +31,9 @@ def build(n: int, feature_dim: int, dim: int) -> KGEModel:
     inputs.features["textual"] = torch.randn(n, feature_dim, generator=g)
     inputs.present["textual"] = torch.ones(n, dtype=torch.bool)
     inputs.has_structure = torch.rand(n, generator=g) < 0.9
-    interaction = make_interaction("distmult")
-    reps = EntityRepresentations(inputs, ["structural", "textual"], dim, interaction.entity_factor)
-    return KGEModel(n, 20, interaction, dim, entity=reps)
+    interaction = make_interaction("distmult", dim=dim)
+    reps = MultimodalRepresentation(inputs, ("structural", "textual"), dim, interaction.entity_factor)
+    return KGEModel(n, 20, interaction, entity=reps)
 
 
 def step(model: KGEModel, batch: torch.Tensor, replacement: torch.Tensor, corrupt: torch.Tensor, rows: bool):

@@ -28,10 +28,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from vlkge.encoders import IMAGE, TEXT, build_encoder
-from vlkge.encoding import EncodeOptions, encode_graph, plan_modality
+from vlkge.encoders import build_encoder
+from vlkge.encoding import EncodeOptions, encode_graph
 from vlkge.features import load_features
 from vlkge.graph import read_graph
+from vlkge.modalities import IMAGE, TEXT
 from vlkge.paths import graph_dir
 
 
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             result = results.get(modality)
             if result is None or not result.inputs:
                 continue
-            items, seconds = bare(encoder, plan_modality(graph, modality, options), options)
+            items, seconds = bare(encoder, options.plan(graph, modality), options)
             bare_rate = items / seconds
             print(
                 f"{modality:<14}{result.inputs:>7}{result.items_per_second:>10.1f}"

@@ -50,8 +50,7 @@ def run_one(args: argparse.Namespace) -> dict:
     if args.features:
         _, values = random_features(graph.num_entities, args.dim, args.features / graph.num_entities)
         features = torch.from_numpy(values)  # resident, as a multimodal run holds them
-    params = common.paper_config("distmult")
-    params["model"]["dim"] = args.dim
+    params = common.paper_config("distmult").updated({"model": {"dim": args.dim}})
     start = time.perf_counter()
     trainer = Trainer(graph, params, Path(args.workdir) / "run")
     setup_s = time.perf_counter() - start

@@ -37,12 +37,12 @@ def peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB
 
 
-def params_for(args: argparse.Namespace) -> dict:
-    from vlkge.config import load_params
+def params_for(args: argparse.Namespace):
+    from vlkge.config import load_config
 
     modalities = [m.strip() for m in args.modalities.split(",")]
     multimodal = modalities != ["structural"]
-    return load_params(
+    return load_config(
         REPO / "vlkge" / "defaults.yaml",
         {
             "dataset": args.version,
@@ -64,18 +64,13 @@ def params_for(args: argparse.Namespace) -> dict:
 
 
 def stage_clean(args: argparse.Namespace) -> dict:
-    from vlkge.pipeline import adapter_for
+    from vlkge import api
 
-    from vlkge.paths import graph_dir, raw_dir
-
-    params = params_for(args)
-    adapter = adapter_for(args.version)
+    config = params_for(args)
     start = time.perf_counter()
-    adapter.crawl(args.version, args.source, raw_dir(args.work, args.version), params)
+    api.crawl(args.version, config, args.work)
     crawled = time.perf_counter()
-    graph = adapter.clean(
-        args.version, raw_dir(args.work, args.version), graph_dir(args.work, args.version), params
-    )
+    graph = api.clean(args.version, config, args.work)
     done = time.perf_counter()
     return {
         "crawl_s": round(crawled - start, 2),
@@ -87,11 +82,11 @@ def stage_clean(args: argparse.Namespace) -> dict:
 
 
 def stage_encode(args: argparse.Namespace) -> dict:
-    from vlkge.encoding import run_encode
+    from vlkge import api
 
-    params = params_for(args)
+    config = params_for(args)
     start = time.perf_counter()
-    results = run_encode(args.work, args.version, params["encode"], progress=False, log=lambda _: None)
+    results = api.encode(args.version, config, args.work, progress=False, log=lambda _: None)
     return {
         "encode_s": round(time.perf_counter() - start, 1),
         "rows": {r.modality: r.rows_written for r in results},
@@ -115,7 +110,7 @@ def stage_train(args: argparse.Namespace) -> dict:
     built = time.perf_counter()
     epoch = trainer.train_epoch(1, show=True)
     trained = time.perf_counter()
-    result = evaluate(trainer.model, graph, "valid", batch_size=params["evaluate"]["batch_size"])
+    result = evaluate(trainer.model, graph, "valid", batch_size=params.evaluate.batch_size)
     evaluated = time.perf_counter()
     return {
         "setup_s": round(built - start, 1),

@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from vlkge.config import load_params  # noqa: E402
+from vlkge import api  # noqa: E402
+from vlkge.config import Config, load_config  # noqa: E402
 from vlkge.graph import Graph, read_graph  # noqa: E402
 from vlkge.interactions import make_interaction  # noqa: E402
 
@@ -31,20 +32,16 @@ def load_graph(path: str | Path, workdir: Path | None = None) -> Graph:
     path = Path(path)
     if (path / "meta.json").is_file():
         return read_graph(path)
-    from vlkge.pipeline import adapter_for
-
-    base = Path(workdir or tempfile.mkdtemp(prefix="vlkge-bench-")) / "custom"
-    params = load_params(overrides={"crawl": {"source": str(path)}})
-    adapter = adapter_for("custom:bench")
-    adapter.crawl("custom:bench", str(path), base / "raw", params)
-    return adapter.clean("custom:bench", base / "raw", base / "graph", params)
+    data_dir = Path(workdir or tempfile.mkdtemp(prefix="vlkge-bench-"))
+    config = load_config(overrides={"crawl": {"source": str(path)}})
+    return api.prepare("custom:bench", config, data_dir=data_dir)
 
 
-def paper_config(backbone: str, **train: Any) -> dict[str, Any]:
+def paper_config(backbone: str, **train: Any) -> Config:
     """The paper's WN9-IMG configuration (dim 768, batch 512, 100 negatives, Adagrad 0.1,
     softplus), structure only, with ``train`` overrides."""
     spec = {"epochs": 1, "eval_every": 10**9, "device": "cpu", **train}
-    return load_params(overrides={"model": {"backbone": backbone, "dim": 768}, "train": spec})
+    return load_config(overrides={"model": {"backbone": backbone, "dim": 768}, "train": spec})
 
 
 def peak_rss_mib() -> float:
@@ -81,12 +78,12 @@ def training_work(backbone: str, dim: int, triples: int, negatives: int) -> tupl
     """(FLOPs, bytes) of one sLCWA epoch: (1 + K) scores per triple, forward and backward
     (≈ 3× the forward's comparisons); each sampled pair reads one entity row forward and again
     backward and writes one gradient row (3 rows of 4·w bytes)."""
-    inter = make_interaction(backbone)
+    inter = make_interaction(backbone, dim=dim)
     pairs = triples * (1 + negatives)
-    flops = 3.0 * pairs * inter.flops_per_score(dim)
-    return flops, 3.0 * pairs * 4 * inter.entity_width(dim)
+    flops = 3.0 * pairs * inter.flops_per_score()
+    return flops, 3.0 * pairs * 4 * inter.entity_width
 
 
 def evaluation_flops(backbone: str, dim: int, queries: int, candidates: int) -> float:
     """FLOPs of 1-vs-all scoring ``queries`` (both directions counted) against ``candidates``."""
-    return float(queries) * candidates * make_interaction(backbone).flops_per_score(dim)
+    return float(queries) * candidates * make_interaction(backbone, dim=dim).flops_per_score()

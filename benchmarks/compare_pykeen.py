@@ -45,7 +45,7 @@ SAME_INIT_AS_PYKEEN = {"transe": "xavier_embedding"}
 # ----------------------------------------------------------------------------- the two workers
 class VlkgeRunner:
     def __init__(self, graph_path: str, cfg: dict[str, Any], workdir: str) -> None:
-        from vlkge.evaluation import Filters
+        from vlkge.ranking import Filters
         from vlkge.training import Trainer
 
         self.graph = common.load_graph(graph_path, Path(workdir))
@@ -56,9 +56,8 @@ class VlkgeRunner:
             lr=cfg["lr"],
             device=cfg["device"],
         )
-        params["model"]["dim"] = cfg["dim"]
-        params["model"]["init"] = SAME_INIT_AS_PYKEEN.get(cfg["backbone"], params["model"]["init"])
-        params["seed"] = cfg["seed"]
+        init = SAME_INIT_AS_PYKEEN.get(cfg["backbone"], params.model.init)
+        params = params.updated({"model": {"dim": cfg["dim"], "init": init}, "seed": cfg["seed"]})
         self.trainer = Trainer(self.graph, params, Path(workdir) / "vlkge-run")
         self.Filters = Filters
 

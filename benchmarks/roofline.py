@@ -33,7 +33,8 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
-from vlkge.evaluation import Filters, evaluate
+from vlkge.evaluation import evaluate
+from vlkge.ranking import Filters
 from vlkge.training import Trainer, softplus_loss
 
 

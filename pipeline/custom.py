@@ -24,7 +24,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import polars as pl
-from vlkge.pipeline import ADAPTERS
 from vlkge.pipeline.assemble import assemble_graph, read_table, unseen_mode
 from vlkge.pipeline.sources import crawl_files, crawl_source, image_dir, read_manifest, source_display
 
@@ -218,4 +217,4 @@ def entity_table(table: pl.DataFrame, raw_name: str) -> pl.DataFrame:
     )
 
 
-ADAPTERS.register("custom")(CustomAdapter())
+ADAPTER = CustomAdapter()

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from vlkge.pipeline import ADAPTERS
 from vlkge.pipeline.assemble import assemble_graph, read_table, unseen_mode
 from vlkge.pipeline.download import extract
 from vlkge.pipeline.dumps import Derived, Dump, Pin, cache_dir, dump_dir, read_pins
@@ -291,4 +290,4 @@ def render_text(table: pl.DataFrame, template: str) -> pl.Series:
     return pl.Series("text", [template.format(**row) for row in rows], dtype=pl.String)
 
 
-ADAPTERS.register("wn9-img")(Wn9ImgAdapter())
+ADAPTER = Wn9ImgAdapter()

@@ -11,10 +11,11 @@ import sys
 import pytest
 import torch
 
-from vlkge.config import load_params
+from vlkge.config import load_config, load_params
 from vlkge.evaluation import evaluate
 from vlkge.graph import read_graph
-from vlkge.training import Trainer, load_run
+from vlkge.runs import load_model
+from vlkge.training import Trainer
 
 TRAIN = {"epochs": 6, "batch_size": 128, "negatives": 8, "eval_every": 3, "device": "cpu"}
 
@@ -56,7 +57,7 @@ def test_two_gloo_processes_match_one_process(data_dir, tmp_path):
     assert [h["epoch"] for h in history] == list(range(1, 7))
 
     graph = read_graph(data_dir / "custom-toy" / "graph")
-    params = load_params(overrides={"model": {"backbone": "distmult", "dim": 32}, "train": TRAIN})
+    params = load_config(overrides={"model": {"backbone": "distmult", "dim": 32}, "train": TRAIN})
     threads = torch.get_num_threads()
     try:  # one thread, as each torchrun process had (faster on a loaded 2-core machine)
         torch.set_num_threads(1)
@@ -69,7 +70,7 @@ def test_two_gloo_processes_match_one_process(data_dir, tmp_path):
     # the same optimisation: losses and valid/test MRR agree up to the negatives drawn
     for ddp_epoch, one_epoch in zip(history, single.state.history, strict=True):
         assert ddp_epoch["loss"] == pytest.approx(one_epoch["loss"], rel=0.1, abs=0.02)
-    ddp_mrr = evaluate(load_run(run_dir, graph), graph, "test")["overall"]["mrr"]
+    ddp_mrr = evaluate(load_model(run_dir, graph), graph, "test")["overall"]["mrr"]
     one_mrr = evaluate(single.model, graph, "test")["overall"]["mrr"]
     random_mrr = sum(1 / k for k in range(1, graph.num_entities + 1)) / graph.num_entities
     assert one_mrr > 10 * random_mrr

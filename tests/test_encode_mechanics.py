@@ -22,15 +22,10 @@ from tests.test_encode_common import (
     store_bytes,
     tiny_encoder,
 )
+from vlkge.encode_batches import pool_vectors
 from vlkge.encoders import ENCODERS, build_encoder
-from vlkge.encoders.base import check_tokenizer
-from vlkge.encoding import (
-    EncodeOptions,
-    encode_graph,
-    parse_shard,
-    pool_vectors,
-    relation_words,
-)
+from vlkge.encoders.loading import check_tokenizer
+from vlkge.encoding import EncodeOptions, encode_graph, parse_shard
 from vlkge.errors import ConfigError
 from vlkge.features import (
     IncompleteStoreError,
@@ -40,6 +35,7 @@ from vlkge.features import (
     read_manifest,
     shard_name,
 )
+from vlkge.features.plan import relation_words
 
 pytestmark = needs_data
 
@@ -191,7 +187,7 @@ def test_rerun_skips_complete_shards(dataset):
     _encode(graph, store)
     before = {p: p.stat().st_mtime_ns for p in store.rglob("part-*.parquet")}
     results = _encode(graph, store)
-    assert all(r.shards_written == 0 and r.shards_skipped == r.shards_total for r in results)
+    assert all(r.shards.written == 0 and r.shards.skipped == r.shards.total for r in results)
     assert {p: p.stat().st_mtime_ns for p in store.rglob("part-*.parquet")} == before
 
 
@@ -200,7 +196,7 @@ def test_shards_split_between_processes_then_merge(dataset, tmp_path):
     whole = tmp_path / "whole"
     _encode(graph, whole)
     first = _encode(graph, store, shard=(0, 2))
-    assert not any(r.merged for r in first if r.shards_total > 1)
+    assert not any(r.merged for r in first if r.shards.total > 1)
     with pytest.raises(IncompleteStoreError, match="missing"):
         merge_store(store / "text")
     with pytest.raises(IncompleteStoreError, match="manifest"):
@@ -239,7 +235,7 @@ def test_damaged_shard_is_refused_and_redone(dataset):
     with pytest.raises(IncompleteStoreError, match="sha256"):
         merge_store(store / "text")
     results = {r.modality: r for r in _encode(graph, store)}
-    assert results["text"].shards_written == 1
+    assert results["text"].shards.written == 1
     check_store(store / "text")
 
 
@@ -255,8 +251,8 @@ def test_changed_graph_redoes_only_changed_shards(dataset, tmp_path):
         images=graph.entities["images"].to_list(),
     )
     results = {r.modality: r for r in _encode(changed, store)}
-    assert results["text"].shards_written == 1 and results["text"].shards_skipped == 1
-    assert results["image"].shards_written == 0
+    assert results["text"].shards.written == 1 and results["text"].shards.skipped == 1
+    assert results["image"].shards.written == 0
 
 
 def test_local_weights_file_gives_the_same_encoder(tmp_path):

@@ -105,10 +105,8 @@ def _cli(project: Path, *args: str):
     """``vlkge --data-dir … --params … encode ARGS`` in this process (open_clip already loaded)."""
     from typer.testing import CliRunner
 
-    from vlkge import cli, cli_encode
+    from vlkge import cli
 
-    if not any(c.name == "encode" for c in cli.app.registered_commands):
-        cli_encode.register(cli.app)
     argv = ["--data-dir", str(project / "data"), "--params", str(project / "params.yaml")]
     return CliRunner().invoke(cli.app, [*argv, "encode", "--no-progress", *args])
 

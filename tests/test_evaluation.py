@@ -8,7 +8,9 @@ import torch
 from torch import nn
 
 from tests.conftest import make_graph
-from vlkge.evaluation import FilterIndex, Filters, evaluate, metrics_of, rank_triples
+from vlkge.evaluation import evaluate, metrics_of, rank_triples
+from vlkge.ranking import FilterIndex, Filters
+from vlkge.representations import StructuralEmbedding
 
 
 class FixedScorer(nn.Module):
@@ -17,8 +19,7 @@ class FixedScorer(nn.Module):
     def __init__(self, tail_scores: torch.Tensor, head_scores: torch.Tensor):
         super().__init__()
         self.tail_scores, self.head_scores = tail_scores, head_scores
-        self.entity = nn.Embedding(tail_scores.shape[-1], 1)
-        self.entity.all = lambda: self.entity.weight  # the candidates are ignored
+        self.entity = StructuralEmbedding(tail_scores.shape[-1], 1)  # the candidates are ignored
 
     def score_tails(self, h, r, candidates):
         return self.tail_scores[h, r]

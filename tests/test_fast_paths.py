@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vlkge.config import load_params
+from vlkge.config import load_config
 from vlkge.evaluation import BYTES_PER_SCORE, chunk_rows, evaluate
 from vlkge.gathered import sampled_dot
 from vlkge.training import Trainer
@@ -37,7 +37,7 @@ def test_sampled_dot_matches_gathering(sides, sparse):
 
 @pytest.mark.parametrize("backbone", ["distmult", "rotate"])
 def test_sparse_rowwise_adagrad_trains_as_dense(demo_graph, tmp_path, backbone):
-    params = load_params(
+    params = load_config(
         overrides={
             "model": {"dim": 16, "backbone": backbone},
             "train": {"epochs": 2, "batch_size": 64, "negatives": 4, "device": "cpu"},
@@ -56,12 +56,11 @@ def test_sparse_rowwise_adagrad_trains_as_dense(demo_graph, tmp_path, backbone):
 
 
 def test_sparse_switches_on_only_for_large_tables(demo_graph, tmp_path):
-    params = load_params(overrides={"model": {"dim": 8}, "train": {"batch_size": 2, "negatives": 2}})
+    params = load_config(overrides={"model": {"dim": 8}, "train": {"batch_size": 2, "negatives": 2}})
     assert Trainer(demo_graph, params, tmp_path / "a").model.entity.sparse  # 2·(2+2) < N/2
-    params["train"]["batch_size"] = 512
+    params = params.updated({"train": {"batch_size": 512}})
     assert not Trainer(demo_graph, params, tmp_path / "b").model.entity.sparse
-    params["train"]["optimizer"] = "adam"
-    params["train"]["batch_size"] = 2
+    params = params.updated({"train": {"optimizer": "adam", "batch_size": 2}})
     assert not Trainer(demo_graph, params, tmp_path / "c").model.entity.sparse  # Adam: dense
 
 
@@ -74,7 +73,7 @@ def test_chunk_rows_bounds_memory():
 
 @pytest.mark.parametrize("backbone", ["transe", "complex"])
 def test_evaluation_is_independent_of_chunking(demo_graph, tmp_path, backbone):
-    params = load_params(
+    params = load_config(
         overrides={
             "model": {"dim": 16, "backbone": backbone},
             "train": {"epochs": 1, "batch_size": 128, "negatives": 4, "device": "cpu"},

@@ -172,10 +172,10 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 def _metrics(run: Path) -> dict:
     from vlkge.evaluation import evaluate
     from vlkge.graph import read_graph
-    from vlkge.training import load_run
+    from vlkge.runs import load_model
 
     graph = read_graph(run.parents[1] / "graph")
-    return evaluate(load_run(run, graph), graph, "test")["overall"]
+    return evaluate(load_model(run, graph), graph, "test")["overall"]
 
 
 def _checkpoint_epoch(run: Path) -> int:
@@ -204,7 +204,7 @@ def _check_after_kill(run: Path, logged_epoch: int) -> int:
 
 
 def test_train_killed_at_random_points_resumes_to_identical_results(train_project):
-    from vlkge.config import load_params
+    from vlkge.config import load_config
     from vlkge.graph import read_graph
     from vlkge.training import Trainer
 
@@ -212,7 +212,7 @@ def test_train_killed_at_random_points_resumes_to_identical_results(train_projec
     models = project / "data" / "custom-toy" / "models"
     threads = torch.get_num_threads()
     try:  # the uninterrupted run, in this process (the same code and thread count as the CLI)
-        params = load_params(project / "params.yaml")
+        params = load_config(project / "params.yaml")
         Trainer(read_graph(models.parent / "graph"), params, models / "ref").fit(show=False, log=None)
     finally:
         torch.set_num_threads(threads)

@@ -6,9 +6,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tests.vl_data import IMAGES, encode_tiny, image_files, tiny_clip, vl_params, write_tiny_vl_graph
+from tests.vl_data import IMAGES, encoded_project, image_files, tiny_clip, vl_params
 from vlkge.errors import InputError
-from vlkge.predict import CandidateIndex, encode_query, load_for_prediction, predict
+from vlkge.predict import CandidateIndex, encode_query, predict
+from vlkge.runs import load_run
 from vlkge.training import Trainer
 
 pytestmark = pytest.mark.skipif(not IMAGES.is_dir(), reason="shared images not found")
@@ -17,8 +18,7 @@ pytestmark = pytest.mark.skipif(not IMAGES.is_dir(), reason="shared images not f
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     data = tmp_path_factory.mktemp("predict") / "data"
-    graph = write_tiny_vl_graph(data / "tiny-vl", inductive=False)
-    encode_tiny(graph)
+    graph = encoded_project(data)
     run_dir = data / "tiny-vl" / "models" / "vl"
     Trainer(graph, vl_params(modalities=["visual", "textual"]), run_dir).fit(show=False, log=None)
     return data, run_dir
@@ -26,10 +26,11 @@ def run(tmp_path_factory):
 
 def test_a_known_entitys_image_and_text_give_back_that_entity(run):
     _, run_dir = run
-    model, graph, config = load_for_prediction(run_dir)
+    run = load_run(run_dir, device="cpu")
+    model, graph = run.model, run.graph
     entity = 3
     text = graph.entities["text"][entity]
-    query = encode_query(tiny_clip(), image_files(8)[entity], text, config["features"])
+    query = encode_query(tiny_clip(), image_files(8)[entity], text, run.features)
     result = predict(model, graph, query, "next", k=5)
     assert result.nearest[0]["key"] == f"e{entity}"
     assert result.nearest[0]["score"] == pytest.approx(1.0, abs=1e-4)
@@ -84,9 +85,8 @@ def test_cli_prints_answers_and_refuses_bad_queries(run, tmp_path):
     assert "e5" in nearest.split() and "1.0000" in nearest
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not an image")
-    _, _, config = load_for_prediction(run_dir)
     with pytest.raises(InputError, match="cannot read the query image"):
-        encode_query(tiny_clip(), bad, None, config["features"])
+        encode_query(tiny_clip(), bad, None, load_run(run_dir).features)
     done = runner.invoke(
         app, ["--data-dir", str(data), "predict", str(run_dir), "--relation", "nope", "--text", "x"]
     )

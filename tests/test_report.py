@@ -15,7 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from vlkge.cli import app
-from vlkge.config import load_params
+from vlkge.config import load_config
 from vlkge.graph import Graph, write_graph
 from vlkge.reports import sample_queries, top_predictions
 from vlkge.training import Trainer
@@ -68,7 +68,7 @@ def art_graph(data: Path) -> Graph:
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Graph]:
     data = tmp_path_factory.mktemp("report") / "data"
     graph = art_graph(data)
-    params = load_params(
+    params = load_config(
         overrides={
             "model": {"backbone": "distmult", "dim": 8},
             "train": {"epochs": 3, "batch_size": 8, "negatives": 4, "device": "cpu", "eval_every": 1},
@@ -81,9 +81,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Graph]:
 
 def test_top_predictions_stay_in_pool(run: tuple[Path, Graph]) -> None:
     run_dir, graph = run
-    from vlkge.training import load_run
+    from vlkge.runs import load_model
 
-    model = load_run(run_dir, graph)
+    model = load_model(run_dir, graph)
     queries = top_predictions(model, graph, sample_queries(graph, "test", 2, seed=0), k=5)
     assert len(queries) == 4  # 2 per relation
     for q in queries:

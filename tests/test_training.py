@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vlkge.config import load_params
+from vlkge.config import load_config
 from vlkge.evaluation import evaluate
+from vlkge.representations import renumber_entities
+from vlkge.runs import load_model
 from vlkge.sampling import NegativeSampler, head_corruption_probability, triple_keys
-from vlkge.training import Trainer, load_run, renumber_entities
+from vlkge.training import Trainer
 
 
 def small_params(**train):
@@ -20,16 +22,15 @@ def small_params(**train):
         "device": "cpu",
         **train,
     }
-    return load_params(overrides={"model": {"dim": 32}, "train": spec, "seed": 7})
+    return load_config(overrides={"model": {"dim": 32}, "train": spec, "seed": 7})
 
 
 @pytest.mark.parametrize("backbone", ["transe", "distmult", "complex", "rotate"])
 def test_each_backbone_learns_the_demo_graph(demo_graph, tmp_path, backbone):
-    params = small_params(epochs=12)
-    params["model"]["backbone"] = backbone
+    params = small_params(epochs=12).updated({"model": {"backbone": backbone}})
     trainer = Trainer(demo_graph, params, tmp_path / backbone)
     trainer.fit(show=False, log=None)
-    mrr = evaluate(load_run(tmp_path / backbone, demo_graph), demo_graph, "test")["overall"]["mrr"]
+    mrr = evaluate(load_model(tmp_path / backbone, demo_graph), demo_graph, "test")["overall"]["mrr"]
     random_mrr = sum(1 / k for k in range(1, demo_graph.num_entities + 1)) / demo_graph.num_entities
     assert mrr > 10 * random_mrr, f"{backbone} MRR {mrr:.3f} vs random {random_mrr:.3f}"
 
@@ -63,7 +64,7 @@ def test_early_stopping_keeps_the_best_weights(demo_graph, tmp_path):
     params = small_params(epochs=40, eval_every=1, patience=2, lr=5.0)  # a too-high lr degrades
     trainer = Trainer(demo_graph, params, tmp_path / "run")
     state = trainer.fit(show=False, log=None)
-    valid = evaluate(load_run(tmp_path / "run", demo_graph), demo_graph, "valid")["overall"]["mrr"]
+    valid = evaluate(load_model(tmp_path / "run", demo_graph), demo_graph, "valid")["overall"]["mrr"]
     assert valid == pytest.approx(state.best_mrr)
     assert state.epoch < 40 and state.stopped_early
 

@@ -12,7 +12,7 @@ import pytest
 from tests.vl_data import IMAGES, encode_tiny, write_tiny_vl_graph
 from vlkge.evaluation import evaluate
 from vlkge.graph import read_graph
-from vlkge.training import load_run
+from vlkge.runs import load_model
 
 pytestmark = pytest.mark.skipif(not IMAGES.is_dir(), reason="shared images not found")
 
@@ -46,7 +46,7 @@ def test_frozen_training_reads_the_store_only_and_evaluates_the_same_elsewhere(t
     assert config["features"]["visual"]["encoder"]["name"] == "tiny-clip"
 
     graph = read_graph(data / "tiny-vl" / "graph")
-    here = evaluate(load_run(run, graph), graph, "test")
+    here = evaluate(load_model(run, graph), graph, "test")
     out = tmp_path / "eval.json"
     done = subprocess.run(
         [

@@ -16,9 +16,10 @@ from tests.vl_data import IMAGES, UNSEEN, encode_tiny, vl_params, write_tiny_vl_
 from vlkge.errors import InputError
 from vlkge.evaluation import evaluate
 from vlkge.features import merge_store, read_sidecar, write_shard
+from vlkge.features.inputs import load_entity_inputs
 from vlkge.metric_tables import compact_metrics, format_metrics
 from vlkge.model import build_model
-from vlkge.representations import EntityRepresentations, load_entity_inputs
+from vlkge.representations import MultimodalRepresentation
 from vlkge.training import Trainer
 
 pytestmark = pytest.mark.skipif(not IMAGES.is_dir(), reason="shared images not found")
@@ -43,7 +44,7 @@ def _model(graph, **spec):
 def test_fused_vector_is_the_same_alone_or_in_a_batch(tiny, fusion, backbone):
     graph, _ = tiny
     reps = _model(graph, fusion=fusion, backbone=backbone).entity
-    assert isinstance(reps, EntityRepresentations)
+    assert isinstance(reps, MultimodalRepresentation)
     ids = torch.tensor([3, 0, UNSEEN, 10, 3])
     with torch.no_grad():
         batch, table = reps(ids), reps.all()
@@ -195,11 +196,10 @@ def test_dropped_structure_gives_the_features_only_representation(tiny, tmp_path
     drop[3] = True
     with torch.no_grad():
         table = reps.all(drop_structure=drop)
-        alone = reps.new_entity({m: getattr(reps, f"features_{m}")[3:4] for m in reps.feature_modalities})
+        alone = reps.new_entity({m: reps.feature_table(m)[3:4] for m in reps.feature_modalities})
         assert torch.allclose(table[3], alone[0], atol=1e-6)
         assert torch.allclose(table[4], reps.all()[4])
-    params = vl_params(backbone="complex")
-    params["train"]["structure_dropout"] = 0.5
+    params = vl_params(backbone="complex").updated({"train": {"structure_dropout": 0.5}})
     trainer = Trainer(graph, params, tmp_path / "dropout")
     trainer.fit(show=False, log=None)
     assert trainer.state.epoch == 3
@@ -233,7 +233,7 @@ def test_rows_of_a_batch_equal_the_full_table(tiny, backbone):
         )
         assert not torch.allclose(reps.rows(ids, drop_structure=drop[ids])[1], reps.all()[3])
         feats = {
-            m: (torch.tensor([7]), torch.randn(1, getattr(reps, f"features_{m}").shape[1]))
+            m: (torch.tensor([7]), torch.randn(1, reps.feature_table(m).shape[1]))
             for m in reps.feature_modalities
         }
         assert torch.allclose(reps.rows(ids, fresh=feats), reps.all(fresh=feats)[ids], atol=1e-6)
@@ -254,7 +254,7 @@ def test_inductive_training_never_touches_held_out_entities(tiny, tmp_path):
     def trained(shift: float):
         t = Trainer(graph, params, tmp_path / f"run{shift}")
         for m in t.model.entity.feature_modalities:
-            getattr(t.model.entity, f"features_{m}")[UNSEEN] += shift
+            t.model.entity.feature_table(m)[UNSEEN] += shift
         t.fit(show=False, log=None)
         return torch.cat([p.detach().flatten() for p in t.model.parameters()])
 

@@ -87,12 +87,19 @@ def encode_tiny(graph: Graph, store: str = "tiny-clip") -> Path:
     return store_dir
 
 
+def encoded_project(data: Path) -> Graph:
+    """``data/tiny-vl``: the tiny graph (every entity seen in training), encoded with tiny-clip."""
+    graph = write_tiny_vl_graph(data / "tiny-vl", inductive=False)
+    encode_tiny(graph)
+    return graph
+
+
 def vl_params(**model):
     """Small training params for the tiny graph; ``model`` overrides model keys."""
-    from vlkge.config import load_params
+    from vlkge.config import load_config
 
     spec = {"backbone": "distmult", "dim": 16, "modalities": ["structural", "visual", "textual"], **model}
-    return load_params(
+    return load_config(
         None,
         {
             "seed": 0,

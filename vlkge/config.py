@@ -1,7 +1,13 @@
-"""Parameters: packaged defaults ← the project's ``params.yaml`` ← command-line overrides.
+"""Parameters: packaged defaults ← the project's ``params.yaml`` ← command-line overrides, parsed
+once into frozen dataclasses, one per section of ``defaults.yaml``.
 
 Every key must exist in ``defaults.yaml``; values keep the default's type (``null`` defaults take
-any value; a key with a non-null default refuses ``null``). Errors name the file and the dotted key.
+any value; a key with a non-null default refuses ``null``); a value naming a component (backbone,
+fusion, optimiser …) must be one of :mod:`vlkge.components`. Errors name the file and the dotted
+key. A component's own options (``model.backbone_options``, ``model.fusion_options``) pass through
+as mappings: the component checks them when it is built.
+
+Dataset adapters take the plain nested dict (:meth:`Config.to_params`); so do run records.
 """
 
 from __future__ import annotations
@@ -9,21 +15,185 @@ from __future__ import annotations
 import copy
 import json
 import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, is_dataclass
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
 
+from vlkge.components import CHOICES
 from vlkge.errors import ConfigError
+from vlkge.modalities import STRUCTURAL, parse_modalities
 
 Params = dict[str, Any]
 
 
 def default_params() -> Params:
-    """The packaged defaults (``vlkge/defaults.yaml``)."""
+    """The packaged defaults (``vlkge/defaults.yaml``) as a plain nested dict."""
     text = resources.files("vlkge").joinpath("defaults.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class CrawlConfig:
+    source: str | None
+    images: str | None
+
+
+@dataclass(frozen=True)
+class CleanConfig:
+    unseen: str | None  # null: the dataset adapter's own choice
+    allow_unlisted_entities: bool
+    text_template: str
+    wikiart: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str
+    backbone_options: Mapping[str, Any]
+    dim: int
+    init: str
+    p_norm: int
+    margin: float
+    modalities: tuple[str, ...]
+    fusion: str
+    fusion_options: Mapping[str, Any]
+    imaginary: str
+    features: str | None
+
+    @property
+    def multimodal(self) -> bool:
+        """True when the model reads features (any modality besides ``structural``)."""
+        return self.modalities != (STRUCTURAL,)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    negatives: int
+    sampler: str
+    filtered: bool
+    optimizer: str
+    lr: float
+    regularization: float
+    eval_every: int
+    patience: int
+    min_delta: float
+    device: str
+    threads: int
+    projection_lr: float
+    structure_dropout: float
+    frozen: bool
+    finetune_lr: float
+    finetune_layers: int
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    split: str
+    protocol: str
+    batch_size: int
+    directions: str | None
+    candidate_pools: str | None
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    model: str
+    arch: str | None
+    pretrained: str | None
+    weights: str | None
+    store: str | None
+    batch_size: int
+    workers: int
+    device: str
+    precision: str
+    text_template: str
+    relation_template: str
+    pool: str
+    normalize: bool
+    shard_rows: int
+
+    @property
+    def store_name(self) -> str:
+        """The store directory under ``features/``: ``encode.store``, else the model name."""
+        return self.store or self.model
+
+    def encoder_options(self) -> dict[str, Any]:
+        """What :func:`vlkge.encoders.build_encoder` takes besides the name."""
+        return {k: getattr(self, k) for k in ("arch", "pretrained", "weights", "device", "precision")}
+
+
+@dataclass(frozen=True)
+class Config:
+    """All parameters, typed: ``config.train.lr``. Build with :func:`load_config`."""
+
+    dataset: str
+    seed: int
+    crawl: CrawlConfig
+    clean: CleanConfig
+    model: ModelConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
+    encode: EncodeConfig
+
+    @classmethod
+    def from_params(cls, params: Params) -> Config:
+        """The typed view of a merged and checked params dict (see :func:`load_params`)."""
+        return _build(cls, params)
+
+    def to_params(self) -> Params:
+        """The plain nested dict (the layout of ``defaults.yaml``): what dataset adapters take and
+        what a run records."""
+        return _plain(self)
+
+    def updated(self, overrides: Params, *, source: str = "command line") -> Config:
+        """A copy with ``overrides`` (nested like the YAML; ``None`` values ignored) merged in and
+        checked."""
+        params = merge(self.to_params(), _drop_none(overrides), source=source)
+        check_values(params)
+        return Config.from_params(params)
+
+
+def _build(cls: type, values: Mapping[str, Any]) -> Any:
+    """``cls(**values)`` with nested sections built, lists as tuples and mappings read-only."""
+    out = {}
+    for f in fields(cls):
+        value = values[f.name]
+        if isinstance(f.type, str) and f.type.endswith("Config"):
+            value = _build(_SECTIONS[f.type], value)
+        elif f.name == "modalities":
+            value = parse_modalities(value)
+        elif isinstance(value, Mapping):
+            value = MappingProxyType(copy.deepcopy(dict(value)))
+        out[f.name] = value
+    return cls(**out)
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+_SECTIONS = {
+    c.__name__: c for c in (CrawlConfig, CleanConfig, ModelConfig, TrainConfig, EvaluateConfig, EncodeConfig)
+}
+
+
+# ----------------------------------------------------------------------------- reading
 
 
 def _type_ok(default: Any, value: Any) -> bool:
@@ -72,8 +242,36 @@ def merge(base: Params, update: Params, *, source: str, prefix: str = "") -> Par
     return out
 
 
+def _read_yaml(path: Path) -> Params:
+    """The mapping in a params file; ConfigError naming the file (and line) otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"cannot read the params file ({exc})", path=path, hint="save it as UTF-8 YAML text"
+        ) from None
+    try:
+        loaded = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(
+            f"not valid YAML ({getattr(exc, 'problem', exc)})",
+            path=path,
+            line=None if mark is None else mark.line + 1,
+            hint="fix the YAML at that line (indentation, brackets, quotes)",
+        ) from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            "expected a mapping at the top level",
+            path=path,
+            hint="write `section:` lines with indented `key: value` lines, as in vlkge/defaults.yaml",
+        )
+    return loaded
+
+
 def load_params(path: str | Path | None = None, overrides: Params | None = None) -> Params:
-    """Defaults, then ``path`` (default ``./params.yaml`` when it exists), then ``overrides``.
+    """Defaults, then ``path`` (default ``./params.yaml`` when it exists), then ``overrides``,
+    merged and checked, as the plain nested dict.
 
     ``overrides`` is nested like the YAML; ``None`` values in it are ignored (an unset flag).
     """
@@ -84,39 +282,30 @@ def load_params(path: str | Path | None = None, overrides: Params | None = None)
             "params file not found", path=candidate, hint="check the --params path (default: ./params.yaml)"
         )
     if candidate.is_file():
-        try:
-            text = candidate.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"cannot read the params file ({exc})", path=candidate, hint="save it as UTF-8 YAML text"
-            ) from None
-        try:
-            loaded = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise ConfigError(
-                f"not valid YAML ({getattr(exc, 'problem', exc)})",
-                path=candidate,
-                line=None if mark is None else mark.line + 1,
-                hint="fix the YAML at that line (indentation, brackets, quotes)",
-            ) from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(
-                "expected a mapping at the top level",
-                path=candidate,
-                hint="write `section:` lines with indented `key: value` lines, as in vlkge/defaults.yaml",
-            )
-        params = merge(params, loaded, source=str(candidate))
+        params = merge(params, _read_yaml(candidate), source=str(candidate))
     if overrides:
         params = merge(params, _drop_none(overrides), source="command line")
     check_values(params)
     return params
 
 
+def load_config(path: str | Path | None = None, overrides: Params | None = None) -> Config:
+    """:func:`load_params`, typed."""
+    return Config.from_params(load_params(path, overrides))
+
+
+def config_from_record(params: Params, *, source: str) -> Config:
+    """The config of a run from the params it recorded (keys added since then take their
+    defaults)."""
+    merged = merge(default_params(), params, source=source)
+    check_values(merged)
+    return Config.from_params(merged)
+
+
 def _drop_none(tree: Params) -> Params:
     out: Params = {}
     for key, value in tree.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and value:
             value = _drop_none(value)
             if value:
                 out[key] = value
@@ -125,49 +314,52 @@ def _drop_none(tree: Params) -> Params:
     return out
 
 
+# ----------------------------------------------------------------------------- values
+
+
+def _device_ok(v: str) -> bool:
+    return v in ("auto", "cpu", "cuda") or v.startswith("cuda:")
+
+
+#: (dotted key, test, what to write instead)
+RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("model.dim", lambda v: v > 0, "must be positive"),
+    ("train.epochs", lambda v: v >= 0, "must be >= 0"),
+    ("train.batch_size", lambda v: v > 0, "must be positive"),
+    ("train.negatives", lambda v: v > 0, "must be positive"),
+    ("train.lr", lambda v: v > 0, "must be positive"),
+    ("train.regularization", lambda v: v >= 0, "must be >= 0"),
+    ("train.eval_every", lambda v: v > 0, "must be positive"),
+    ("train.patience", lambda v: v > 0, "must be positive"),
+    ("evaluate.batch_size", lambda v: v > 0, "must be positive"),
+    ("train.device", _device_ok, "use auto, cpu or cuda[:N]"),
+    (
+        "clean.unseen",
+        lambda v: v in (None, "drop", "fail", "keep", "inductive"),
+        "use drop, fail, keep, inductive",
+    ),
+    ("evaluate.protocol", lambda v: v in ("correct", "paper"), "use correct or paper"),
+    ("evaluate.directions", lambda v: v in (None, "both", "tail"), "use both or tail"),
+    ("evaluate.candidate_pools", lambda v: v in (None, "all", "per_relation"), "use all or per_relation"),
+    ("model.p_norm", lambda v: v in (1, 2), "use 1 or 2"),
+    ("model.imaginary", lambda v: v in ("projection", "gated"), "use projection or gated"),
+]
+
+
 def check_values(params: Params) -> None:
     """Refuse impossible values (dim 0, no negatives, unknown choices) with the key named."""
-    rules: list[tuple[str, Any, str]] = [
-        ("model.dim", lambda v: v > 0, "must be positive"),
-        ("train.epochs", lambda v: v >= 0, "must be >= 0"),
-        ("train.batch_size", lambda v: v > 0, "must be positive"),
-        ("train.negatives", lambda v: v > 0, "must be positive"),
-        ("train.lr", lambda v: v > 0, "must be positive"),
-        ("train.regularization", lambda v: v >= 0, "must be >= 0"),
-        ("train.eval_every", lambda v: v > 0, "must be positive"),
-        ("train.patience", lambda v: v > 0, "must be positive"),
-        ("evaluate.batch_size", lambda v: v > 0, "must be positive"),
-        ("train.sampler", lambda v: v in ("uniform", "bernoulli"), "use uniform or bernoulli"),
-        ("train.optimizer", lambda v: v in ("adagrad", "adam"), "use adagrad or adam"),
-        (
-            "train.device",
-            lambda v: v in ("auto", "cpu", "cuda") or v.startswith("cuda:"),
-            "use auto, cpu or cuda[:N]",
-        ),
-        (
-            "clean.unseen",
-            lambda v: v in (None, "drop", "fail", "keep", "inductive"),
-            "use drop, fail, keep or inductive",
-        ),
-        ("evaluate.protocol", lambda v: v in ("correct", "paper"), "use correct or paper"),
-        ("evaluate.directions", lambda v: v in (None, "both", "tail"), "use both or tail"),
-        (
-            "evaluate.candidate_pools",
-            lambda v: v in (None, "all", "per_relation"),
-            "use all or per_relation",
-        ),
-        ("model.p_norm", lambda v: v in (1, 2), "use 1 or 2"),
-    ]
     for dotted, value in _leaves(params):
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"impossible value {value!r}", key=dotted, hint="use a finite number")
-    for dotted, ok, what in rules:
+    for dotted, ok, what in RULES:
         value = get(params, dotted)
         if not ok(value):
             raise ConfigError(f"impossible value {value!r}", key=dotted, hint=what)
-    from vlkge.interactions import INTERACTIONS
-
-    INTERACTIONS.get(params["model"]["backbone"], key="model.backbone")
+    for dotted, registry in CHOICES.items():
+        value = get(params, dotted)
+        if value not in registry:
+            raise ConfigError(f"unknown {registry.kind} {value!r}", key=dotted, hint=registry.hint())
+    parse_modalities(params["model"]["modalities"])
 
 
 def _leaves(tree: Params, prefix: str = "") -> list[tuple[str, Any]]:

@@ -21,15 +21,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from vlkge.config import Config
 from vlkge.graph import Graph
-from vlkge.model import StructuralEmbedding
 from vlkge.training import Trainer
 
 
@@ -64,22 +64,21 @@ class _BatchLoss(nn.Module):
 class DistributedTrainer(Trainer):
     """A :class:`~vlkge.training.Trainer` whose batches are shared by ``world`` processes."""
 
-    def __init__(self, graph: Graph, params: dict[str, Any], run_dir: Path, model: nn.Module | None = None):
+    def __init__(self, graph: Graph, config: Config, run_dir: Path, model: nn.Module | None = None):
         self.rank, self.world = init_process_group()
         self.shared_dir = Path(run_dir)
         if self.rank:  # ranks > 0 keep their own files (history, …) in a private scratch directory
             run_dir = Path(tempfile.mkdtemp(prefix=f"vlkge-rank{self.rank}-"))
-        super().__init__(graph, params, run_dir, model)
-        # DDP reduces dense gradients: no sparse row updates here
-        if isinstance(self.model.entity, StructuralEmbedding):
-            self.model.entity.sparse = False
+        super().__init__(graph, config, run_dir, model)
+        self.model.entity.sparse = False  # DDP reduces dense gradients: no sparse row updates here
         # own negatives per rank; the epoch permutation (self.generator) stays common
-        self.sampler.generator = torch.Generator().manual_seed(params["seed"] + 7919 * (self.rank + 1))
-        self.spec = {**self.spec, "batch_size": max(1, self.spec["batch_size"] // self.world)}
+        self.sampler.generator = torch.Generator().manual_seed(config.seed + 7919 * (self.rank + 1))
+        self.spec = replace(self.spec, batch_size=max(1, self.spec.batch_size // self.world))
         device_ids = [self.device.index or 0] if self.device.type == "cuda" else None
-        multimodal = not isinstance(self.model.entity, StructuralEmbedding)
+        # layers shared by all entities (projections of modalities a batch may not touch)
+        shared = bool(self.model.entity.shared_parameters())
         self.ddp = nn.parallel.DistributedDataParallel(
-            _BatchLoss(self), device_ids=device_ids, find_unused_parameters=multimodal
+            _BatchLoss(self), device_ids=device_ids, find_unused_parameters=shared
         )
 
     @property
@@ -129,11 +128,11 @@ class DistributedTrainer(Trainer):
         return state
 
 
-def make_trainer(graph: Graph, params: dict[str, Any], run_dir: Path) -> Trainer:
+def make_trainer(graph: Graph, config: Config, run_dir: Path) -> Trainer:
     """A DistributedTrainer under ``torchrun`` (WORLD_SIZE > 1), else a plain Trainer."""
     if world_size() > 1:
-        return DistributedTrainer(graph, params, run_dir)
-    return Trainer(graph, params, run_dir)
+        return DistributedTrainer(graph, config, run_dir)
+    return Trainer(graph, config, run_dir)
 
 
 def shutdown() -> None:

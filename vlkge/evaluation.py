@@ -1,13 +1,9 @@
-"""Filtered link-prediction evaluation: 1-vs-all scoring, per-direction filters, realistic ranks.
+"""Filtered link-prediction evaluation of a model: 1-vs-all scoring in memory-bounded chunks,
+filtered realistic ranks (:mod:`vlkge.ranking`), metrics overall, per direction, per relation and
+for seen / unseen entities.
 
-Every query is scored against all candidates with one matrix product per chunk. The filter removes
-the other true answers of the same query, with separate indexes per direction:
-(h, r) → tails for tail queries and (r, t) → heads for head queries. Ties count realistically: the
-rank is the mean of the optimistic (1 + #better) and pessimistic (1 + #better + #equal) ranks.
-
-``protocol="paper"`` reproduces the VL-KGE reference code, which keys both directions by
-(entity, relation) in one dictionary: a tail query (h, r, ?) is then also filtered by every x with
-(x, r, h) true. That over-filters; it exists only to compare with published numbers.
+Every query is scored against all candidates with one matrix product per chunk; the triples of a
+chunk that share their query (anchor, relation) are scored once.
 """
 
 from __future__ import annotations
@@ -16,61 +12,18 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from vlkge.errors import InputError
 from vlkge.graph import Graph
 from vlkge.model import KGEModel
+from vlkge.ranking import Filters, candidate_pools, rank_filtered
 
 log = logging.getLogger(__name__)
 
 HITS_AT = (1, 3, 10)
 DIRECTIONS = ("head", "tail")
-
-
-class FilterIndex:
-    """Known answers per query key, as a sorted CSR-like index.
-
-    ``keys`` [n] int64 and ``answers`` [n] int64 are pairs (query key, true answer); the lookup of a
-    batch of query keys returns the (row, answer) positions to filter, with no Python loop.
-    """
-
-    def __init__(self, keys: np.ndarray, answers: np.ndarray) -> None:
-        pairs = np.unique(np.stack([keys, answers], axis=1), axis=0)
-        self.keys = torch.from_numpy(np.ascontiguousarray(pairs[:, 0]))
-        self.answers = torch.from_numpy(np.ascontiguousarray(pairs[:, 1]))
-
-    def lookup(self, query_keys: Tensor) -> tuple[Tensor, Tensor]:
-        """query_keys [B] → (rows [m], answers [m]): every known answer of every query."""
-        lo = torch.searchsorted(self.keys, query_keys, side="left")
-        hi = torch.searchsorted(self.keys, query_keys, side="right")
-        counts = hi - lo
-        rows = torch.repeat_interleave(torch.arange(len(query_keys)), counts)
-        starts = torch.repeat_interleave(lo - torch.cumsum(counts, 0) + counts, counts)
-        positions = starts + torch.arange(int(counts.sum()))
-        return rows, self.answers[positions]
-
-
-@dataclass
-class Filters:
-    """Filter indexes for tail queries (key h·R + r) and head queries (key t·R + r)."""
-
-    tail: FilterIndex
-    head: FilterIndex
-
-    @classmethod
-    def build(cls, triples: np.ndarray, num_relations: int, protocol: str = "correct") -> Filters:
-        """``triples`` [n, 3]: all known true triples (all splits)."""
-        h, r, t = triples[:, 0], triples[:, 1], triples[:, 2]
-        tail_keys, head_keys = h * num_relations + r, t * num_relations + r
-        if protocol == "correct":
-            return cls(FilterIndex(tail_keys, t), FilterIndex(head_keys, h))
-        if protocol == "paper":
-            shared = FilterIndex(np.concatenate([tail_keys, head_keys]), np.concatenate([t, h]))
-            return cls(shared, shared)
-        raise ValueError(f"unknown protocol {protocol!r}")
 
 
 @dataclass
@@ -97,18 +50,6 @@ def metrics_of(rank: Tensor) -> dict[str, float]:
     return out
 
 
-def candidate_pools(graph: Graph) -> tuple[Tensor, Tensor]:
-    """Per-relation candidate masks [R, N] for head and tail queries: the entities seen in that
-    position of that relation in any split."""
-    triples = torch.from_numpy(graph.all_triples())
-    shape = (graph.num_relations, graph.num_entities)
-    heads = torch.zeros(shape, dtype=torch.bool)
-    tails = torch.zeros(shape, dtype=torch.bool)
-    heads[triples[:, 1], triples[:, 0]] = True
-    tails[triples[:, 1], triples[:, 2]] = True
-    return heads, tails
-
-
 #: bytes per (query, candidate) pair while a chunk is ranked: float32 scores, one kernel temporary
 #: (the l2 form) and the boolean comparison masks — what :func:`chunk_rows` budgets for
 BYTES_PER_SCORE = 12
@@ -121,26 +62,6 @@ def chunk_rows(num_candidates: int, batch_size: int, memory_mib: float = MEMORY_
     scores and temporaries stay within ``memory_mib``."""
     fit = int(memory_mib * 2**20) // max(1, num_candidates * BYTES_PER_SCORE)
     return max(1, min(batch_size, fit))
-
-
-def _rank_chunk(scores: Tensor, answer: Tensor, rows: Tensor, cols: Tensor, allowed: Tensor | None):
-    """scores [B, N] (overwritten); answer [B]; (rows, cols) filtered positions; allowed [B, N] or
-    None → (optimistic, pessimistic) ranks [B]. Candidates that do not count (filtered, outside
-    the pool, the answer itself) are set to -inf, which is never above or equal to a finite score."""
-    if not torch.isfinite(scores.sum()) and not torch.isfinite(scores).all():  # one reduction first
-        raise FloatingPointError("non-finite scores in evaluation: the model has diverged")
-    arange = torch.arange(len(answer), device=scores.device)
-    true = scores[arange, answer].unsqueeze(1)
-    if allowed is not None:
-        scores.masked_fill_(~allowed, float("-inf"))
-    scores[rows, cols] = float("-inf")
-    scores[arange, answer] = float("-inf")  # the answer itself is counted apart
-    # int32 sums: summing bools into the default int64 first copies the mask 8x wider (10x slower)
-    better = (scores > true).sum(1, dtype=torch.int32).long()
-    equal = (scores == true).sum(1, dtype=torch.int32).long()
-    optimistic = better + 1
-    pessimistic = better + equal + 1
-    return optimistic, pessimistic
 
 
 @torch.no_grad()
@@ -194,11 +115,11 @@ def rank_triples(
             allowed = None if pool is None else pool[r].to(device)
             if keep_candidates is not None:
                 allowed = keep_candidates.expand(len(r), -1) if allowed is None else allowed & keep_candidates
-            opt, pess = _rank_chunk(
-                scores.float(), answer.to(device), rows.to(device), cols.to(device), allowed
+            ranked = rank_filtered(
+                scores.float(), answer.to(device), (rows.to(device), cols.to(device)), allowed
             )
-            parts["opt"].append(opt.cpu())
-            parts["pess"].append(pess.cpu())
+            parts["opt"].append(ranked.optimistic.cpu())
+            parts["pess"].append(ranked.pessimistic.cpu())
             parts["rel"].append(r)
             parts["dir"].append(torch.full_like(r, int(is_tail)))
             parts["ans"].append(answer)
@@ -275,7 +196,7 @@ def evaluate(
     triples = evaluation_triples(graph, split)
     exclude = _without_representation(model)
     excluded_triples = 0
-    if exclude is not None and exclude.any():
+    if exclude.any():
         touches = exclude[triples[:, 0]] | exclude[triples[:, 2]]
         excluded_triples = int(touches.sum())
         if excluded_triples:
@@ -305,16 +226,15 @@ def evaluate(
         "candidate_pools": pools_mode,
         "ties": "realistic (mean of optimistic and pessimistic rank)",
         "excluded_relations": list(proto.get("excluded_relations") or []),
-        "excluded_entities": 0 if exclude is None else int(exclude.sum()),
+        "excluded_entities": int(exclude.sum()),
         "excluded_triples": excluded_triples,
     }
     return metrics
 
 
-def _without_representation(model: KGEModel) -> Tensor | None:
-    """[N] bool of entities the model cannot represent (no modality, no structure), or None."""
-    present = getattr(model.entity, "present", None)
-    return None if present is None else ~present.cpu()
+def _without_representation(model: KGEModel) -> Tensor:
+    """[N] bool of entities the model cannot represent (no modality, no structure)."""
+    return ~model.entity.present.cpu()
 
 
 def seen_unseen(result: RankResult, graph: Graph) -> dict[str, Any]:

@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from vlkge.errors import InputError
 
 _CHUNK = 1 << 20
@@ -86,6 +89,23 @@ def remove_temporaries(directory: str | Path, names: list[str] | tuple[str, ...]
                 path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+def read_parquet(
+    path: Path,
+    *,
+    what: str,
+    hint: str,
+    where: Path | None = None,
+    error: type[InputError] = InputError,
+    **options: Any,
+) -> pa.Table:
+    """``pyarrow.parquet.read_table(path, **options)``; ``error`` "<what> (<reason>)" naming
+    ``where`` (default ``path``) and ``hint`` for a file that cannot be read as Parquet."""
+    try:
+        return pq.read_table(path, **options)
+    except (OSError, pa.ArrowException) as exc:
+        raise error(f"{what} ({str(exc).splitlines()[0]})", path=where or path, hint=hint) from None
 
 
 def write_text_atomic(target: str | Path, text: str) -> None:

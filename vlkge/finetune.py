@@ -1,18 +1,17 @@
 """Fine-tuning the feature encoder with the KGE layers (``train.frozen: false``).
 
 Per batch, the entities of the positive triples are re-encoded from their images and texts with
-gradients through the encoder's last ``train.finetune_layers`` blocks (and its output
-projection); every other row of the feature tables is the cached feature, refreshed (detached)
-with each re-encoded row. Before each validation and at the end, every entity is re-encoded, so
-evaluation sees the tuned encoder everywhere. The tuned features and the encoder's trainable
-weights are saved with the model.
+gradients through what the encoder unfreezes (:meth:`~vlkge.encoders.base.Encoder.trainable_modules`:
+its last ``train.finetune_layers`` blocks and output projections); every other row of the feature
+tables is the cached feature, refreshed (detached) with each re-encoded row. Before each
+validation and at the end, every entity is re-encoded, so evaluation sees the tuned encoder
+everywhere. The tuned features and the encoder's trainable weights are saved with the model.
 
-Supported encoders: the open_clip family (``clip``, ``tiny-clip``); others raise a ConfigError.
+Encoders that cannot be fine-tuned (``lite``, ``blip``) raise a ConfigError.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,72 +19,38 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vlkge.errors import ConfigError, InputError
+from vlkge.config import Config
+from vlkge.encoders import Encoder
+from vlkge.encoders.images import load_image
+from vlkge.errors import InputError
+from vlkge.features.plan import plan_modality
 from vlkge.graph import Graph
-from vlkge.registry import Registry
-from vlkge.representations import EntityRepresentations
-
-#: encoder name → function(encoder, layers) returning the modules to unfreeze
-UNFREEZE: Registry[Callable[[Any, int], list[nn.Module]]] = Registry("fine-tunable encoder")
-
-
-def _clip_trainable(encoder: Any, layers: int) -> list[nn.Module]:
-    model = encoder.model
-    visual, text = model.visual, model.transformer
-    modules: list[nn.Module] = [visual.ln_post, model.ln_final]
-    if layers:
-        modules += list(visual.transformer.resblocks[-layers:]) + list(text.resblocks[-layers:])
-    return modules
-
-
-UNFREEZE.register("clip")(_clip_trainable)
-UNFREEZE.register("tiny-clip")(_clip_trainable)
-
-
-def _clip_extra(encoder: Any) -> list[nn.Parameter]:
-    """The output projections (parameters, not modules, in open_clip)."""
-    out = []
-    for owner, name in ((encoder.model.visual, "proj"), (encoder.model, "text_projection")):
-        p = getattr(owner, name, None)
-        if isinstance(p, nn.Parameter):
-            out.append(p)
-    return out
+from vlkge.modalities import IMAGE, TEXT
+from vlkge.representations import EntityRepresentation
+from vlkge.runs import store_encoder
 
 
 class EncoderTuner:
     """Streams entity images and texts through a partly unfrozen encoder (see module doc)."""
 
     def __init__(
-        self, encoder: Any, graph: Graph, reps: EntityRepresentations, record: dict[str, Any], layers: int
+        self, encoder: Encoder, graph: Graph, reps: EntityRepresentation, record: dict[str, Any], layers: int
     ):
-        if encoder.name not in UNFREEZE:
-            raise ConfigError(
-                f"fine-tuning is not implemented for the {encoder.name!r} encoder",
-                key="train.frozen",
-                hint=f"fine-tune one of: {', '.join(UNFREEZE.names())}; or train with --frozen",
-            )
-        from vlkge.encoding import IMAGE, TEXT, EncodeOptions, plan_modality
-
+        unfreeze = encoder.trainable_modules(layers)
         self.encoder, self.reps, self.record = encoder, reps, record
-        model = encoder.model
-        model.requires_grad_(False)
-        for module in UNFREEZE.get(encoder.name)(encoder, layers):
-            module.requires_grad_(True)
-        for p in _clip_extra(encoder):
-            p.requires_grad_(True)
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        n = graph.num_entities
-        self.texts: list[str | None] = [None] * n
+        encoder.model.requires_grad_(False)
+        for part in unfreeze:
+            part.requires_grad_(True)
+        self.params = [p for p in encoder.model.parameters() if p.requires_grad]
+        self.texts: list[str | None] = [None] * graph.num_entities
         self.pixels: dict[int, Tensor] = {}
         if "textual" in reps.feature_modalities:
             template = record["textual"].get("text_template") or "{text}"
-            plan = plan_modality(graph, TEXT, EncodeOptions(text_template=template))
+            plan = plan_modality(graph, TEXT, text_template=template)
             for i, text in zip(plan.ids.tolist(), plan.inputs, strict=True):
                 self.texts[i] = text
         if "visual" in reps.feature_modalities:
-            from vlkge.encoding import load_image
-
-            plan = plan_modality(graph, IMAGE, EncodeOptions())
+            plan = plan_modality(graph, IMAGE)
             for i, files in zip(plan.ids.tolist(), plan.files, strict=True):
                 decoded = [load_image(Path(f), encoder.image_transform)[0] for f in files]
                 decoded = [x for x in decoded if x is not None]
@@ -93,19 +58,30 @@ class EncoderTuner:
                     self.pixels[i] = torch.stack(decoded)
         self.normalize = {m: rec.get("normalisation") == "l2" for m, rec in record.items()}
 
+    @classmethod
+    def for_run(
+        cls, config: Config, graph: Graph, reps: EntityRepresentation, record: dict[str, Any]
+    ) -> EncoderTuner:
+        """The encoder that made the run's features (checked by weights hash), in float32 on
+        ``train.device``, with ``train.finetune_layers`` unfrozen."""
+        encoder = store_encoder(config, record, device=config.train.device, precision="fp32")
+        return cls(encoder, graph, reps, record, config.train.finetune_layers)
+
     def parameters(self) -> list[nn.Parameter]:
         return self.params
 
+    def _has(self, modality: str, entity: int) -> bool:
+        return self.texts[entity] is not None if modality == "textual" else entity in self.pixels
+
     def _encode(self, modality: str, ids: list[int]) -> Tensor:
         """[len(ids), d_m] with gradients (ids all have the modality)."""
-        model, dev = self.encoder.model, self.encoder.device
+        dev = self.encoder.device
         if modality == "textual":
-            tokens = self.encoder.tokenizer([self.texts[i] for i in ids]).to(dev)
-            out = model.encode_text(tokens).float()
+            out = self.encoder.tune_texts([self.texts[i] for i in ids])
         else:
             stacks = [self.pixels[i] for i in ids]
             counts = torch.tensor([len(s) for s in stacks], device=dev)
-            vectors = model.encode_image(torch.cat(stacks).to(dev)).float()
+            vectors = self.encoder.tune_images(torch.cat(stacks))
             if self.normalize.get(modality):
                 vectors = F.normalize(vectors, dim=1)
             owner = torch.repeat_interleave(torch.arange(len(ids), device=dev), counts)
@@ -116,18 +92,19 @@ class EncoderTuner:
         return F.normalize(out, dim=1) if self.normalize.get(modality) else out
 
     def fresh(self, entity_ids: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
-        """Re-encode ``entity_ids`` (unique) with gradients: {modality: (rows [k], features [k, d_m])};
-        the cached tables get the detached values."""
+        """Re-encode ``entity_ids`` with gradients: {modality: (rows [k], features [k, d_m])}; the
+        cached tables get the detached values."""
         self.encoder.model.train()
         out = {}
         ids = torch.unique(entity_ids).tolist()
         for m in self.reps.feature_modalities:
-            have = [i for i in ids if (self.texts[i] is not None if m == "textual" else i in self.pixels)]
+            have = [i for i in ids if self._has(m, i)]
             if not have:
                 continue
             feats = self._encode(m, have)
+            table = self.reps.feature_table(m)
             rows = torch.tensor(have, device=feats.device)
-            getattr(self.reps, f"features_{m}")[rows] = feats.detach().to(self.reps.mask.device)
+            table[rows] = feats.detach().to(table.device)
             out[m] = (rows, feats)
         return out
 
@@ -136,12 +113,8 @@ class EncoderTuner:
         """Re-encode every entity into the cached tables (no gradients)."""
         self.encoder.model.eval()
         for m in self.reps.feature_modalities:
-            ids = [
-                i
-                for i in range(len(self.texts))
-                if (self.texts[i] is not None if m == "textual" else i in self.pixels)
-            ]
-            table = getattr(self.reps, f"features_{m}")
+            ids = [i for i in range(len(self.texts)) if self._has(m, i)]
+            table = self.reps.feature_table(m)
             for s in range(0, len(ids), batch):
                 chunk = ids[s : s + batch]
                 table[torch.tensor(chunk)] = self._encode(m, chunk).to(table.device)

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import torch
 
 from vlkge.errors import InputError
-from vlkge.fileio import atomic_path, read_json_object, remove_temporaries, sha256_file
+from vlkge.fileio import atomic_path, read_json_object, read_parquet, remove_temporaries, sha256_file
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 GRAPH_FORMAT_VERSION = 1
@@ -285,14 +285,7 @@ def read_graph(graph_dir: str | Path) -> Graph:
         path = root / f"{name}.parquet"
         if not path.is_file():
             raise InputError("file missing from the graph", path=path, hint="re-run `vlkge clean`")
-        try:
-            table = pq.read_table(path)
-        except (OSError, pa.ArrowException) as exc:
-            raise InputError(
-                f"damaged Parquet file ({str(exc).splitlines()[0]})",
-                path=path,
-                hint="re-run `vlkge clean`",
-            ) from None
+        table = read_parquet(path, what="damaged Parquet file", hint="re-run `vlkge clean`")
         tables[name] = _check_schema(table, schema, path)
     graph = _graph_from_tables(root, tables["entities"], tables["relations"], tables["triples"], meta)
     validate_graph(graph)

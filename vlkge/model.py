@@ -1,101 +1,74 @@
-"""A KGE model = entity/relation representations + a stateless interaction function.
+"""A KGE model = entity and relation representations + an interaction (the backbone).
 
-The entity representations are a structural table (``model.modalities: [structural]``, the
-fast path) or, when the run reads features, :class:`vlkge.representations.EntityRepresentations`
-(features with learned projections, fused over a modality mask). Both have one interface:
-``entity(ids)`` → ``[*, w]`` and ``entity.all()`` → ``[N, w]``.
+The entity representations are a structural table (``model.modalities: [structural]``, the fast
+path) or fused multimodal ones (:mod:`vlkge.representations.multimodal`); both answer one
+interface (:class:`~vlkge.representations.base.EntityRepresentation`). The interaction holds no
+rows, only parameters of its own when it has any.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vlkge.config import Config
+from vlkge.features.inputs import EntityInputs
 from vlkge.interactions import Interaction, make_interaction
-from vlkge.registry import Registry
-from vlkge.representations import STRUCTURAL, EntityInputs, EntityRepresentations, parse_modalities
-
-INITIALISERS: Registry = Registry("initialiser")
-INITIALISERS.register("xavier_uniform")(nn.init.xavier_uniform_)
-INITIALISERS.register("normal")(nn.init.normal_)
-INITIALISERS.register("uniform")(lambda w: nn.init.uniform_(w, -1.0, 1.0))
-# Xavier with the row width as both fans, as for a linear layer fed one-hot rows: U(±sqrt(6/width)).
-# Rows start ~sqrt(N / width) times larger than with xavier_uniform over the whole [N, width] table.
-INITIALISERS.register("xavier_embedding")(
-    lambda w: nn.init.uniform_(w, -((6.0 / w.shape[-1]) ** 0.5), (6.0 / w.shape[-1]) ** 0.5)
-)
-
-
-class StructuralEmbedding(nn.Module):
-    """A trainable table [count, width]."""
-
-    def __init__(self, count: int, width: int, init: str = "xavier_uniform") -> None:
-        super().__init__()
-        self.num_entities = count
-        self.sparse = False  # sparse row gradients (set by the trainer for row-wise optimisers)
-        self.weight = nn.Parameter(torch.empty(count, width))
-        INITIALISERS.get(init, key="model.init")(self.weight.data)
-
-    def forward(self, ids: Tensor) -> Tensor:
-        """ids [*] → representations [*, width]."""
-        if self.sparse:
-            return F.embedding(ids, self.weight, sparse=True)
-        # index_select: its backward is an index_add, ~10x faster on CPU than indexing's index_put
-        return self.weight.index_select(0, ids.reshape(-1)).view(*ids.shape, -1)
-
-    def all(self) -> Tensor:
-        """[count, width]"""
-        return self.weight
+from vlkge.representations import EntityRepresentation, MultimodalRepresentation, StructuralEmbedding
 
 
 class KGEModel(nn.Module):
-    """Scores triples with ``interaction`` over entity and relation representations."""
+    """Scores triples with ``interaction`` over entity and relation representations.
+
+    Scoring methods take an optional ``table``: the rows a training step computed for its batch
+    (:meth:`EntityRepresentation.for_batch`), the ids then being positions in it; None reads the
+    entity representations directly.
+    """
 
     def __init__(
         self,
         num_entities: int,
         num_relations: int,
         interaction: Interaction,
-        dim: int,
         init: str = "xavier_uniform",
-        entity: nn.Module | None = None,
+        entity: EntityRepresentation | None = None,
     ) -> None:
         super().__init__()
         self.interaction = interaction
-        self.dim = dim
-        self.entity = entity or StructuralEmbedding(num_entities, interaction.entity_width(dim), init)
-        self.relation = StructuralEmbedding(num_relations, interaction.relation_width(dim), init)
+        self.dim = interaction.dim
+        self.entity = entity or StructuralEmbedding(num_entities, interaction.entity_width, init)
+        self.relation = StructuralEmbedding(num_relations, interaction.relation_width, init)
         interaction.init_relations(self.relation.weight.data)
 
     @property
     def num_entities(self) -> int:
         return self.entity.num_entities
 
-    def _entities(self, ids: Tensor, table: Tensor | None) -> Tensor:
-        """Rows of the batch's precomputed ``table`` (multimodal: all representations computed
-        once per batch), or of the structural table when None (the fast path)."""
+    def entity_rows(self, ids: Tensor, table: Tensor | None = None) -> Tensor:
+        """ids [*] → [*, w]: rows of a batch's ``table``, or of the entity representations."""
         return self.entity(ids) if table is None else table[ids]
 
     def score_hrt(self, h: Tensor, r: Tensor, t: Tensor, table: Tensor | None = None) -> Tensor:
-        """Id tensors of one broadcastable shape [*] → scores [*] (``table``: see entity_table)."""
-        return self.interaction.score(self._entities(h, table), self.relation(r), self._entities(t, table))
+        """Id tensors of one broadcastable shape [*] → scores [*]."""
+        return self.interaction.score(
+            self.entity_rows(h, table), self.relation(r), self.entity_rows(t, table)
+        )
 
     def score_negatives(
         self, batch: Tensor, index: Tensor, corrupt_head: Tensor, table: Tensor | None = None
     ) -> Tensor:
         """Scores of sampled corruptions: batch [B, 3], index [B, K] replacement entities,
         corrupt_head [B, K] bool (True: the head is replaced, else the tail) → [B, K]."""
-        h, t = self._entities(batch[:, 0], table), self._entities(batch[:, 2], table)
+        h, t = self.entity_rows(batch[:, 0], table), self.entity_rows(batch[:, 2], table)
         r = self.relation(batch[:, 1])
         inter = self.interaction
         queries = torch.stack([inter.head_query(r, t), inter.tail_query(h, r)], dim=1)  # [B, 2, w]
         side = (~corrupt_head).long()
         if table is None:
-            sparse = getattr(self.entity, "sparse", False)
-            return inter.compare_sampled(queries, self.entity.all(), index, side, sparse)
+            return inter.compare_sampled(queries, self.entity.all(), index, side, self.entity.sparse)
         return inter.compare_sampled(queries, table, index, side)
 
     def score_tails(self, h: Tensor, r: Tensor, candidates: Tensor | None = None) -> Tensor:
@@ -110,26 +83,31 @@ class KGEModel(nn.Module):
 
 
 def build_model(
-    params: dict[str, Any], num_entities: int, num_relations: int, inputs: EntityInputs | None = None
+    config: Config | Mapping[str, Any],
+    num_entities: int,
+    num_relations: int,
+    inputs: EntityInputs | None = None,
 ) -> KGEModel:
-    """The model described by ``params['model']`` for a graph of the given size.
-
-    ``inputs`` (features, masks) are required when ``model.modalities`` goes beyond structural.
-    """
-    spec = params["model"]
-    interaction = make_interaction(spec["backbone"], p_norm=spec["p_norm"], margin=spec["margin"])
+    """The model ``config.model`` describes for a graph of the given size (a plain params dict is
+    read as a config). ``inputs`` (features, masks) are required for a multimodal model."""
+    if not isinstance(config, Config):
+        config = Config.from_params(dict(config))
+    spec = config.model
+    interaction = make_interaction(
+        spec.backbone, dim=spec.dim, p_norm=spec.p_norm, margin=spec.margin, options=spec.backbone_options
+    )
     entity = None
-    modalities = parse_modalities(spec.get("modalities", [STRUCTURAL]))
-    if modalities != [STRUCTURAL] or inputs is not None:
+    if spec.multimodal or inputs is not None:
         if inputs is None:
             raise ValueError("a multimodal model needs its EntityInputs")
-        entity = EntityRepresentations(
+        entity = MultimodalRepresentation(
             inputs,
-            modalities,
-            spec["dim"],
+            spec.modalities,
+            spec.dim,
             interaction.entity_factor,
-            fusion=spec["fusion"],
-            imaginary=spec["imaginary"],
-            init=spec["init"],
+            fusion=spec.fusion,
+            fusion_options=spec.fusion_options,
+            imaginary=spec.imaginary,
+            init=spec.init,
         )
-    return KGEModel(num_entities, num_relations, interaction, spec["dim"], spec["init"], entity=entity)
+    return KGEModel(num_entities, num_relations, interaction, spec.init, entity=entity)

@@ -1,8 +1,8 @@
 """Link prediction for a new entity (not in the graph) from its image and/or text.
 
 The query is encoded with the run's own encoder (the one that made its feature store, checked by
-weights hash), turned into an entity representation with the run's projections and fusion (no
-structural part), and scored against every entity of the graph:
+weights hash: :func:`vlkge.runs.run_encoder`), turned into an entity representation with the
+run's projections and fusion (no structural part), and scored against every entity of the graph:
 
 - tails ``(new, r, ?)`` or heads ``(?, r, new)`` with ``--head``, top-k with scores;
 - the nearest entities by cosine similarity of the representations.
@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vlkge.encoders import Encoder
+from vlkge.encoders.images import load_image
 from vlkge.errors import ConfigError, InputError
-from vlkge.graph import Graph, read_graph
-from vlkge.interactions import Interaction
+from vlkge.graph import Graph
 from vlkge.model import KGEModel
-from vlkge.representations import FEATURE_MODALITIES, EntityRepresentations
 
 #: graphs with at least this many candidate entities are searched through faiss under ``auto``
 FAISS_MIN_ENTITIES = 100_000
@@ -115,14 +115,12 @@ def _rows(graph: Graph, ids: Tensor, scores: Tensor) -> list[dict[str, Any]]:
 
 
 def encode_query(
-    encoder: Any, image: str | Path | None, text: str | None, record: dict[str, Any]
+    encoder: Encoder, image: str | Path | None, text: str | None, record: dict[str, Any]
 ) -> dict[str, Tensor]:
     """Encode the query with ``encoder`` into {modality: [1, d_m]}, normalised as the store was.
 
     ``record``: the run's feature record (per modality: dim, encoder, normalisation).
     """
-    from vlkge.encoding import load_image
-
     out: dict[str, Tensor] = {}
     for modality, given in (("visual", image), ("textual", text)):
         if given is None:
@@ -161,20 +159,6 @@ def encode_query(
     return out
 
 
-def check_encoder(encoder: Any, record: dict[str, Any]) -> None:
-    """The encoder must be the one that made the run's features (same weights hash)."""
-    have = encoder.info.weights_sha256
-    for modality, rec in record.items():
-        want = rec.get("encoder", {}).get("weights_sha256")
-        if want and want != have:
-            raise ConfigError(
-                f"the encoder ({encoder.info.encoder_id}) is not the one that made the run's "
-                f"{modality} features ({rec.get('encoder', {}).get('id')})",
-                key="encode",
-                hint="predict with the run's own encode settings (recorded in its config.json)",
-            )
-
-
 def predict(
     model: KGEModel,
     graph: Graph,
@@ -188,8 +172,6 @@ def predict(
     """Top-k answers for ``(new, relation, ?)`` (or ``(?, relation, new)`` with ``head``) and the
     k nearest entities, for a new entity given by its encoded ``query`` features."""
     reps = model.entity
-    if not isinstance(reps, EntityRepresentations):
-        raise InputError("a structure-only run cannot represent a new entity", hint="train with features")
     rel = torch.tensor([graph.relation_id(relation)])
     model.eval()
     with torch.no_grad():
@@ -197,7 +179,7 @@ def predict(
         new = reps.new_entity(query)  # [1, w]
         table = reps.all()
         r = model.relation(rel.to(device))
-        inter: Interaction = model.interaction
+        inter = model.interaction
         q = inter.head_query(r, new) if head else inter.tail_query(new, r)
         answers = CandidateIndex(table, inter.kernel, margin=inter.margin, allowed=reps.present, mode=search)
         scores, ids = answers.search(q, k)
@@ -210,31 +192,6 @@ def predict(
         nearest=_rows(graph, near_ids[0], sims[0]),
         search=answers.mode,
     )
-
-
-def load_for_prediction(run_dir: str | Path, device: str = "cpu") -> tuple[KGEModel, Graph, dict[str, Any]]:
-    """The run's model, graph and config (the config names the graph and the feature store)."""
-    from vlkge.training import load_run, read_config
-
-    config = read_config(run_dir)
-    if not config.get("features"):
-        raise InputError(
-            "this run was trained on structure only: it has no encoder to read a new entity with",
-            path=run_dir,
-            hint=f"train with --modalities including one of {', '.join(FEATURE_MODALITIES)}",
-        )
-    graph = read_graph(config["graph"])
-    return load_run(run_dir, graph, device=device), graph, config
-
-
-def apply_tuned_encoder(encoder: Any, run_dir: str | Path) -> bool:
-    """Load a fine-tuned run's encoder weights into ``encoder``; False for frozen runs."""
-    payload = torch.load(Path(run_dir) / "model.pt", map_location="cpu", weights_only=False)
-    tuned = payload.get("tuned")
-    if not tuned:
-        return False
-    encoder.model.load_state_dict(tuned["encoder"], strict=False)
-    return True
 
 
 def format_prediction(pred: Prediction) -> str:

@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from vlkge.evaluation import Filters, candidate_pools, evaluation_triples
+from vlkge.evaluation import evaluation_triples
 from vlkge.fileio import atomic_path, write_text_atomic
 from vlkge.graph import Graph
+from vlkge.model import KGEModel
+from vlkge.ranking import Filters, candidate_pools, rank_filtered
 
 THUMBNAIL = 160  # px, longest side
 
@@ -87,6 +89,22 @@ class Query:
     scores: list[float]
 
 
+def queries_from_predictions(graph: Graph, predictions: list[dict[str, Any]]) -> list[Query]:
+    """The queries of a ``vlkge zeroshot`` JSON's ``predictions`` (entity and relation keys)."""
+    index = {k: i for i, k in enumerate(graph.entity_keys)}
+    rel_index = graph.relation_index
+    return [
+        Query(
+            index[p["head"]],
+            rel_index[p["relation"]],
+            index[p["answer"]],
+            [index[e] for e in p["top"]],
+            p["scores"],
+        )
+        for p in predictions
+    ]
+
+
 def sample_queries(graph: Graph, split: str, per_relation: int, seed: int) -> torch.Tensor:
     """Up to ``per_relation`` seeded triples [Q, 3] of each evaluated relation of ``split``."""
     triples = evaluation_triples(graph, split)
@@ -99,7 +117,7 @@ def sample_queries(graph: Graph, split: str, per_relation: int, seed: int) -> to
 
 
 @torch.no_grad()
-def top_predictions(model: Any, graph: Graph, queries: torch.Tensor, k: int = 5) -> list[Query]:
+def top_predictions(model: KGEModel, graph: Graph, queries: torch.Tensor, k: int = 5) -> list[Query]:
     """The model's filtered top-``k`` tails (within the relation's pool when the protocol says so)
     for each query [Q, 3]; other true tails are filtered out, the answer itself kept."""
     model.eval()
@@ -108,27 +126,14 @@ def top_predictions(model: Any, graph: Graph, queries: torch.Tensor, k: int = 5)
     pools = candidate_pools(graph)[1] if graph.protocol["candidate_pools"] == "per_relation" else None
     h, r, t = queries[:, 0], queries[:, 1], queries[:, 2]
     scores = model.score_tails(h.to(device), r.to(device)).float().cpu()
-    rows, cols = filters.tail.lookup(h * graph.num_relations + r)
-    keep = torch.ones_like(scores, dtype=torch.bool) if pools is None else pools[r].clone()
-    present = getattr(model.entity, "present", None)  # multimodal: entities with a representation
-    if present is not None:
-        keep &= present.cpu().unsqueeze(0)
-    keep[rows, cols] = False
-    keep[torch.arange(len(t)), t] = True
-    scores = scores.masked_fill(~keep, float("-inf"))
-    best = torch.topk(scores, min(k, scores.shape[1]), dim=1)
+    allowed = model.entity.present.cpu().unsqueeze(0)  # entities with a representation
+    allowed = allowed.expand_as(scores) if pools is None else pools[r] & allowed
+    ranked = rank_filtered(scores, t, filters.tail.lookup(h * graph.num_relations + r), allowed, top_k=k)
     out = []
     for i in range(len(queries)):
-        finite = torch.isfinite(best.values[i])
-        out.append(
-            Query(
-                int(h[i]),
-                int(r[i]),
-                int(t[i]),
-                best.indices[i][finite].tolist(),
-                best.values[i][finite].tolist(),
-            )
-        )
+        finite = torch.isfinite(ranked.top_scores[i])
+        top, values = ranked.top[i][finite].tolist(), ranked.top_scores[i][finite].tolist()
+        out.append(Query(int(h[i]), int(r[i]), int(t[i]), top, values))
     return out
 
 

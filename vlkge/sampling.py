@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from vlkge.components import SAMPLERS
+
 
 def triple_keys(triples: Tensor, num_entities: int, num_relations: int) -> Tensor:
     """Unique int64 key per (h, r, t): [..., 3] → [...]."""
@@ -20,12 +22,13 @@ def triple_keys(triples: Tensor, num_entities: int, num_relations: int) -> Tenso
     return (h * num_relations + r) * num_entities + t
 
 
-def head_corruption_probability(train: Tensor, num_relations: int, mode: str) -> Tensor:
-    """Per-relation probability of corrupting the head: [R]."""
-    if mode == "uniform":
-        return torch.full((num_relations,), 0.5)
-    if mode != "bernoulli":
-        raise ValueError(f"unknown sampler {mode!r}")
+def uniform_head_probability(train: Tensor, num_relations: int) -> Tensor:
+    """``uniform``: the head or the tail with probability 1/2 each: [R]."""
+    return torch.full((num_relations,), 0.5)
+
+
+def bernoulli_head_probability(train: Tensor, num_relations: int) -> Tensor:
+    """``bernoulli``: per relation, tph / (tph + hpt) (tails per head, heads per tail): [R]."""
     h, r, t = train[:, 0], train[:, 1], train[:, 2]
     probability = torch.full((num_relations,), 0.5)
     for rel in torch.unique(r).tolist():  # one pass per relation, not per triple
@@ -35,6 +38,12 @@ def head_corruption_probability(train: Tensor, num_relations: int, mode: str) ->
         hpt = sel.sum() / torch.unique(tails).numel()  # heads per tail
         probability[rel] = tph / (tph + hpt)
     return probability
+
+
+def head_corruption_probability(train: Tensor, num_relations: int, mode: str) -> Tensor:
+    """Per-relation probability of corrupting the head [R] under the sampler ``mode``
+    (``train.sampler``, :data:`vlkge.components.SAMPLERS`)."""
+    return SAMPLERS.get(mode)(train, num_relations)
 
 
 class NegativeSampler:

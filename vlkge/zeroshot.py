@@ -25,17 +25,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vlkge.encoders import Encoder
-from vlkge.encoding import load_image, relation_words
-from vlkge.errors import ConfigError
-from vlkge.evaluation import (
-    Filters,
-    RankResult,
-    _rank_chunk,
-    candidate_pools,
-    evaluation_triples,
-    summarize,
-)
+from vlkge.encoders.images import load_image
+from vlkge.errors import ConfigError, InputError
+from vlkge.evaluation import RankResult, evaluation_triples, summarize
+from vlkge.features.plan import relation_words
 from vlkge.graph import Graph
+from vlkge.ranking import Filters, candidate_pools, rank_filtered
 
 DEFAULT_PROMPT = "A picture of something that {relation}: {name}."
 QUERY_MODES = ("auto", "image", "text")
@@ -124,71 +119,22 @@ def zero_shot(
 
     ``limit`` ranks only the first ``limit`` queries (a quick look at a big graph).
     """
-    proto = graph.protocol
     prompts = {**(graph.meta.get("prompts") or {}), **(prompts or {})}
-    pools_mode = candidate_pools_mode or proto["candidate_pools"]
+    pools_mode = candidate_pools_mode or graph.protocol["candidate_pools"]
     triples = evaluation_triples(graph, split)
     if limit is not None:
         triples = triples[:limit]
-    n, num_rel = graph.num_entities, graph.num_relations
-    filters = Filters.build(graph.all_triples(), num_rel, "correct")
-    tail_pool = candidate_pools(graph)[1] if pools_mode == "per_relation" else None
-    names = graph.entities["name"].to_list()
-
     heads = torch.unique(triples[:, 0])
     head_vecs, counts = query_embeddings(graph, heads, encoder, query, batch_size)
-    head_row = torch.full((n,), -1, dtype=torch.long)
-    head_row[heads] = torch.arange(len(heads))
     if log is not None:
         log(f"queries from image {counts['image']:,}, text {counts['text']:,}, name {counts['name']:,}")
-
-    parts: dict[str, list[Tensor]] = {k: [] for k in ("opt", "pess", "top", "tops", "q")}
+    head_row = torch.full((graph.num_entities,), -1, dtype=torch.long)
+    head_row[heads] = torch.arange(len(heads))
+    ranker = _Ranker(graph, encoder, prompts, pools_mode, batch_size, top_k)
     for rel in torch.unique(triples[:, 1]).tolist():
-        chunk_all = triples[triples[:, 1] == rel]
-        cand = torch.nonzero(tail_pool[rel]).squeeze(1) if tail_pool is not None else torch.arange(n)
-        template = prompt_for(graph.relation_keys[rel], prompts)
-        cand_vecs = encode_texts(encoder, [template.format(names[c]) for c in cand.tolist()], batch_size)
-        allowed_row = torch.zeros(n, dtype=torch.bool)
-        allowed_row[cand] = True
-        for start in range(0, len(chunk_all), batch_size):
-            chunk = chunk_all[start : start + batch_size]
-            h, r, t = chunk[:, 0], chunk[:, 1], chunk[:, 2]
-            sims = head_vecs[head_row[h]] @ cand_vecs.T  # [B, |pool|]
-            scores = torch.zeros(len(chunk), n)
-            scores[:, cand] = sims
-            rows, cols = filters.tail.lookup(h * num_rel + r)
-            opt, pess = _rank_chunk(scores, t, rows, cols, allowed_row.expand(len(chunk), -1))
-            k = min(top_k, len(cand))
-            best = torch.topk(sims, k, dim=1)
-            parts["opt"].append(opt)
-            parts["pess"].append(pess)
-            parts["top"].append(cand[best.indices])
-            parts["tops"].append(best.values)
-            parts["q"].append(chunk)
-    if parts["q"]:
-        k = min(x.shape[1] for x in parts["top"])
-        cat = {
-            key: torch.cat([v[:, :k] if key in ("top", "tops") else v for v in vals])
-            for key, vals in parts.items()
-        }
-    else:
-        cat = {
-            "opt": torch.empty(0, dtype=torch.long),
-            "pess": torch.empty(0, dtype=torch.long),
-            "top": torch.empty(0, top_k, dtype=torch.long),
-            "tops": torch.empty(0, top_k),
-            "q": torch.empty(0, 3, dtype=torch.long),
-        }
-    q = cat["q"]
-    ranks = RankResult(
-        rank=(cat["opt"].double() + cat["pess"].double()) / 2.0,
-        optimistic=cat["opt"],
-        pessimistic=cat["pess"],
-        relation=q[:, 1],
-        direction=torch.ones(len(q), dtype=torch.long),
-        answer=q[:, 2],
-        anchor=q[:, 0],
-    )
+        chunk = triples[triples[:, 1] == rel]
+        ranker.rank_relation(chunk, rel, head_vecs[head_row[chunk[:, 0]]])
+    ranks, top, top_scores, q = ranker.results()
     metrics = summarize(ranks, graph.relation_keys)
     metrics["setup"] = {
         "split": split,
@@ -200,13 +146,105 @@ def zero_shot(
         "directions": "tail",
         "candidate_pools": pools_mode,
         "ties": "realistic (mean of optimistic and pessimistic rank)",
-        "excluded_relations": list(proto.get("excluded_relations") or []),
+        "excluded_relations": list(graph.protocol.get("excluded_relations") or []),
         "prompts": {
             graph.relation_keys[r]: prompt_for(graph.relation_keys[r], prompts)
             for r in np.unique(q[:, 1].numpy()).tolist()
         },
     }
-    return ZeroShotResult(metrics, ranks, cat["top"], cat["tops"], q)
+    return ZeroShotResult(metrics, ranks, top, top_scores, q)
+
+
+class _Ranker:
+    """Ranks the tail queries of one relation at a time against the relation's prompted candidate
+    names, with the KGE evaluation's filter and pools; collects ranks and the unfiltered top-k."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        encoder: Encoder,
+        prompts: dict[str, str],
+        pools_mode: str,
+        batch_size: int,
+        top_k: int,
+    ) -> None:
+        self.graph, self.encoder, self.prompts = graph, encoder, prompts
+        self.batch_size, self.top_k = batch_size, top_k
+        self.filters = Filters.build(graph.all_triples(), graph.num_relations, "correct")
+        self.pools = candidate_pools(graph)[1] if pools_mode == "per_relation" else None
+        self.names = graph.entities["name"].to_list()
+        self.parts: dict[str, list[Tensor]] = {k: [] for k in ("opt", "pess", "top", "tops", "q")}
+
+    def rank_relation(self, triples: Tensor, rel: int, head_vecs: Tensor) -> None:
+        """triples [Q, 3] of relation ``rel`` and their heads' embeddings [Q, d]."""
+        n = self.graph.num_entities
+        cand = torch.nonzero(self.pools[rel]).squeeze(1) if self.pools is not None else torch.arange(n)
+        template = prompt_for(self.graph.relation_keys[rel], self.prompts)
+        names = [template.format(self.names[c]) for c in cand.tolist()]
+        cand_vecs = encode_texts(self.encoder, names, self.batch_size)
+        allowed = torch.zeros(n, dtype=torch.bool)
+        allowed[cand] = True
+        for start in range(0, len(triples), self.batch_size):
+            chunk = triples[start : start + self.batch_size]
+            h, r, t = chunk[:, 0], chunk[:, 1], chunk[:, 2]
+            sims = head_vecs[start : start + self.batch_size] @ cand_vecs.T  # [B, |pool|]
+            scores = torch.zeros(len(chunk), n)
+            scores[:, cand] = sims
+            filtered = self.filters.tail.lookup(h * self.graph.num_relations + r)
+            ranked = rank_filtered(scores, t, filtered, allowed.expand(len(chunk), -1))
+            best = torch.topk(sims, min(self.top_k, len(cand)), dim=1)
+            for key, value in zip(
+                ("opt", "pess", "top", "tops", "q"),
+                (ranked.optimistic, ranked.pessimistic, cand[best.indices], best.values, chunk),
+                strict=True,
+            ):
+                self.parts[key].append(value)
+
+    def results(self) -> tuple[RankResult, Tensor, Tensor, Tensor]:
+        """(ranks, top-k ids [Q, k], their scores [Q, k], the ranked triples [Q, 3])."""
+        parts = self.parts
+        if not parts["q"]:
+            empty = torch.empty(0, dtype=torch.long)
+            q = torch.empty(0, 3, dtype=torch.long)
+            top, tops = torch.empty(0, self.top_k, dtype=torch.long), torch.empty(0, self.top_k)
+            opt = pess = empty
+        else:
+            k = min(x.shape[1] for x in parts["top"])
+            top = torch.cat([v[:, :k] for v in parts["top"]])
+            tops = torch.cat([v[:, :k] for v in parts["tops"]])
+            opt, pess, q = torch.cat(parts["opt"]), torch.cat(parts["pess"]), torch.cat(parts["q"])
+        ranks = RankResult(
+            rank=(opt.double() + pess.double()) / 2.0,
+            optimistic=opt,
+            pessimistic=pess,
+            relation=q[:, 1],
+            direction=torch.ones(len(q), dtype=torch.long),
+            answer=q[:, 2],
+            anchor=q[:, 0],
+        )
+        return ranks, top, tops, q
+
+
+def predictions_table(graph: Graph, result: ZeroShotResult, per_relation: int = 3) -> list[dict[str, Any]]:
+    """A few queries per relation with their top-k tails (keys), for reports."""
+    keys = graph.entity_keys
+    rel_keys = graph.relation_keys
+    rows, seen = [], {}
+    for i, (h, r, t) in enumerate(result.queries.tolist()):
+        if seen.get(r, 0) >= per_relation:
+            continue
+        seen[r] = seen.get(r, 0) + 1
+        rows.append(
+            {
+                "head": keys[h],
+                "relation": rel_keys[r],
+                "answer": keys[t],
+                "rank": float(result.ranks.rank[i]),
+                "top": [keys[e] for e in result.topk[i].tolist()],
+                "scores": [round(float(s), 5) for s in result.topk_scores[i].tolist()],
+            }
+        )
+    return rows
 
 
 def load_prompts(path: str | Path | None) -> dict[str, str]:
@@ -214,8 +252,6 @@ def load_prompts(path: str | Path | None) -> dict[str, str]:
     if path is None:
         return {}
     import yaml
-
-    from vlkge.errors import InputError
 
     file = Path(path)
     if not file.is_file():

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from vlkge.pipeline import ADAPTERS
 from vlkge.pipeline.assemble import Assembled, assemble_tables, write_assembled
 from vlkge.pipeline.dumps import Dump, read_pins
 from vlkge.pipeline.sources import crawl_files, crawl_source, image_dir, read_manifest
@@ -192,5 +191,4 @@ def assemble_wikiart(tables: WikiArtTables, params: dict[str, Any]) -> Assembled
     )
 
 
-ADAPTERS.register("wikiart-v1")(WikiArtAdapter())
-ADAPTERS.register("wikiart-v2")(WikiArtAdapter())
+ADAPTER = WikiArtAdapter()

@@ -1,4 +1,5 @@
-"""Feature encoders behind one registry: ``build_encoder("clip", weights=..., device=...)``.
+"""Feature encoders, listed in :data:`vlkge.components.ENCODERS`; :func:`build_encoder` is the one
+way to build one.
 
 | name        | image                         | text                 | shared space |
 |-------------|-------------------------------|----------------------|--------------|
@@ -14,25 +15,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from vlkge.encoders.base import IMAGE, TEXT, Encoder, EncoderInfo
-from vlkge.encoders.blip import BlipEncoder
-from vlkge.encoders.clip import ClipEncoder, TinyClipEncoder
-from vlkge.encoders.lite import LiteEncoder
-from vlkge.registry import Registry
-
-ENCODERS: Registry[type[Encoder]] = Registry("encoder")
-for _cls in (ClipEncoder, BlipEncoder, LiteEncoder, TinyClipEncoder):
-    ENCODERS.register(_cls.name)(_cls)
+from vlkge.components import ENCODERS
+from vlkge.encoders.base import Encoder, EncoderInfo
 
 
 def build_encoder(name: str, **options: Any) -> Encoder:
-    """Build the encoder registered as ``name``.
+    """Build the encoder registered as ``name`` (``encode.model``).
 
     ``options`` are its keyword arguments (``arch``, ``pretrained``, ``weights``, ``device``,
     ``precision``); ``None`` values are dropped so each encoder's own default applies.
     """
-    cls = ENCODERS.get(name, key="encode.model")
-    return cls(**{k: v for k, v in options.items() if v is not None})
+    return ENCODERS.get(name)(**{k: v for k, v in options.items() if v is not None})
 
 
-__all__ = ["ENCODERS", "IMAGE", "TEXT", "Encoder", "EncoderInfo", "build_encoder"]
+def encoder_options_from_record(name: str, record: dict[str, Any]) -> dict[str, Any]:
+    """The options that rebuild the encoder ``name`` a feature store records (its manifest's
+    ``encoder``)."""
+    return ENCODERS.get(name).options_from_record(record)
+
+
+__all__ = ["Encoder", "EncoderInfo", "build_encoder", "encoder_options_from_record"]

@@ -1,31 +1,32 @@
 """The encoder interface every feature encoder implements, and what they share.
 
 An encoder turns images and texts into fixed-size float vectors. The encode job
-(:mod:`vlkge.encoding`) only talks to this interface:
+(:mod:`vlkge.encoding`), prediction, the zero-shot baseline and fine-tuning only talk to this
+interface:
 
 - ``image_transform``: PIL image (RGB) → FloatTensor [3, H, W]; runs in DataLoader workers.
 - ``encode_images(pixels)``: FloatTensor [B, 3, H, W] → FloatTensor [B, d_image] (float32, on CPU,
   not normalised; the job normalises).
 - ``encode_texts(texts)``: list of B strings → FloatTensor [B, d_text] (float32, on CPU).
-- ``info``: what the feature store records about the encoder (ids, weights hash, dims).
+- ``info``: what the feature store records about the encoder (ids, weights hash, dims);
+  ``options_from_record(record)`` reads the constructor options back from that record.
+- fine-tuning: ``trainable_modules(layers)`` (what to unfreeze), ``tune_images(pixels)`` and
+  ``tune_texts(texts)`` (the same vectors with gradients, on the encoder's device).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from vlkge.devices import resolve_device
 from vlkge.errors import ConfigError
-
-IMAGE = "image"
-TEXT = "text"
+from vlkge.modalities import IMAGE, TEXT
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
@@ -58,23 +59,6 @@ class EncoderInfo:
         }
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → the first GPU when present, else CPU; ``cpu``/``cuda``/``cuda:N`` as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(
-            f"unknown device {device!r}", key="encode.device", hint="auto, cpu or cuda[:N]"
-        ) from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "cuda requested but no GPU is visible", key="encode.device", hint="use --device cpu"
-        )
-    return resolved
-
-
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype: ``None`` means plain float32.
 
@@ -93,66 +77,12 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     return torch.float16 if precision == "fp16" else torch.bfloat16
 
 
-def state_dict_sha256(module: torch.nn.Module) -> str:
-    """sha256 over a module's state dict: names, dtypes, shapes and raw bytes, in name order.
-
-    The same weights give the same hash whatever file format or download they came from.
-    """
-    digest = hashlib.sha256()
-    state = module.state_dict()
-    for name in sorted(state):
-        tensor = state[name].detach().to("cpu").contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
-        if tensor.numel():
-            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def check_tokenizer(tokenize: Callable[[list[str]], Any], *, what: str) -> None:
-    """Refuse a tokenizer that cannot tell words apart (e.g. an empty vocabulary offline)."""
-    probes = ["a photo of a cat", "a painting of a trumpet"]
-    ids = tokenize(probes)
-    ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
-    rows = [torch.as_tensor(row).tolist() for row in ids]
-    if rows[0] == rows[1] or len(set(rows[0])) < 4:
-        raise ConfigError(
-            f"the {what} tokenizer maps different sentences to the same tokens",
-            hint="its vocabulary did not load (offline?); point --weights at a complete local copy",
-        )
-
-
-def local_path(weights: str | None, *, key: str = "encode.weights") -> Path | None:
-    """``weights`` as an existing local path, ``None`` when unset; ConfigError when missing."""
-    if weights is None or weights == "":
-        return None
-    path = Path(weights).expanduser()
-    if not path.exists():
-        raise ConfigError("weights path does not exist", path=path, key=key)
-    return path
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Hide transformers' weight-loading progress bars and info logs while a model loads."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-
-
 class Encoder(ABC):
     """Base class: device, precision and the common contract (see the module docstring).
 
-    Subclasses build their model(s) in ``__init__`` after calling ``super().__init__`` and set
-    ``self.image_transform`` when they have an image side.
+    Every encoder is built as ``Encoder(arch=..., pretrained=..., weights=..., device=...,
+    precision=...)`` (``None``: its own default); subclasses load their model(s) in :meth:`load`
+    and set ``self.image_transform`` when they have an image side.
     """
 
     #: registry name, set by subclasses
@@ -160,10 +90,29 @@ class Encoder(ABC):
     #: the modalities an encoder reads, in order
     modalities: tuple[str, ...] = (IMAGE, TEXT)
 
-    def __init__(self, *, device: str = "auto", precision: str = "auto") -> None:
-        self.device = resolve_device(device)
+    def __init__(
+        self,
+        *,
+        arch: str | None = None,
+        pretrained: str | None = None,
+        weights: str | None = None,
+        device: str = "auto",
+        precision: str = "auto",
+    ) -> None:
+        self.device = resolve_device(device, key="encode.device")
         self.autocast_dtype = resolve_precision(precision, self.device)
         self.image_transform: Callable[[Any], torch.Tensor] | None = None
+        self.load(arch=arch, pretrained=pretrained, weights=weights)
+
+    @abstractmethod
+    def load(self, *, arch: str | None, pretrained: str | None, weights: str | None) -> None:
+        """Load the model(s) (``None`` options: the encoder's defaults)."""
+
+    @classmethod
+    def options_from_record(cls, record: dict[str, Any]) -> dict[str, Any]:
+        """``arch``/``pretrained``/``weights`` that rebuild the encoder a feature store records
+        (``manifest["encoder"]``, :meth:`EncoderInfo.as_dict`); {} keeps the defaults."""
+        return {}
 
     @property
     @abstractmethod
@@ -191,6 +140,24 @@ class Encoder(ABC):
     def to_device(self, pixels: torch.Tensor) -> torch.Tensor:
         """Move a (pinned) batch to the encoder's device without blocking."""
         return pixels.to(self.device, non_blocking=True)
+
+    # -- fine-tuning --------------------------------------------------------------------------
+    def trainable_modules(self, layers: int) -> list[torch.nn.Module | torch.nn.Parameter]:
+        """What fine-tuning unfreezes: the output projections and the last ``layers`` blocks per
+        tower (``train.finetune_layers``). ConfigError for encoders that cannot be fine-tuned."""
+        raise ConfigError(
+            f"fine-tuning is not implemented for the {self.name!r} encoder",
+            key="train.frozen",
+            hint="fine-tune one of: clip, tiny-clip; or train with --frozen",
+        )
+
+    def tune_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """FloatTensor [B, 3, H, W] → [B, d_image] float32 with gradients, on the encoder's device."""
+        raise NotImplementedError(f"encoder {self.name!r} cannot be fine-tuned")
+
+    def tune_texts(self, texts: list[str]) -> torch.Tensor:
+        """B strings → [B, d_text] float32 with gradients, on the encoder's device."""
+        raise NotImplementedError(f"encoder {self.name!r} cannot be fine-tuned")
 
     @property
     def precision_name(self) -> str:

@@ -6,21 +6,21 @@ dims (256 for the released checkpoints).
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from vlkge.encoders.base import (
-    IMAGE,
-    TEXT,
-    Encoder,
-    EncoderInfo,
+from vlkge.encoders.base import Encoder, EncoderInfo
+from vlkge.encoders.loading import (
     check_tokenizer,
     local_path,
     quiet_transformers,
     state_dict_sha256,
+    weights_error,
 )
 from vlkge.errors import ConfigError
+from vlkge.modalities import IMAGE, TEXT
 
 DEFAULT_BLIP = "Salesforce/blip-itm-base-coco"
 
@@ -34,16 +34,7 @@ class BlipEncoder(Encoder):
 
     name = "blip"
 
-    def __init__(
-        self,
-        *,
-        arch: str | None = None,
-        pretrained: str | None = None,
-        weights: str | None = None,
-        device: str = "auto",
-        precision: str = "auto",
-    ) -> None:
-        super().__init__(device=device, precision=precision)
+    def load(self, *, arch: str | None, pretrained: str | None, weights: str | None) -> None:
         try:
             from torchvision import transforms as T
             from transformers import AutoProcessor, BlipForImageTextRetrieval
@@ -71,11 +62,8 @@ class BlipEncoder(Encoder):
                 processor = AutoProcessor.from_pretrained(self.source)
                 model = BlipForImageTextRetrieval.from_pretrained(self.source)
         except OSError as exc:
-            raise ConfigError(
-                f"could not load BLIP from {self.source}: {exc}",
-                key="encode.weights",
-                hint="offline: save model + processor with save_pretrained, pass --weights DIR",
-            ) from None
+            hint = "offline: save model + processor with save_pretrained, pass --weights DIR"
+            raise weights_error(f"could not load BLIP from {self.source}: {exc}", hint) from None
         self.model = model.eval().to(self.device)
         self.tokenizer = processor.tokenizer
         check_tokenizer(lambda texts: self.tokenizer(texts, padding=True), what="BLIP")
@@ -95,6 +83,14 @@ class BlipEncoder(Encoder):
             ]
         )
         self.image_size = hw
+
+    @classmethod
+    def options_from_record(cls, record: dict[str, Any]) -> dict[str, Any]:
+        """A local model directory when it still exists, else the model id."""
+        source = record.get("weights_id") or ""
+        if not source:
+            return {}
+        return {"weights": source} if Path(source).is_dir() else {"arch": source}
 
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """FloatTensor [B, 3, H, W] → [B, image_text_hidden_size] float32."""

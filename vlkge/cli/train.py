@@ -1,0 +1,73 @@
+"""``vlkge train [DATASET] --backbone B …``: sLCWA training of a (VL-)KGE model."""
+
+from __future__ import annotations
+
+import typer
+
+from vlkge.cli.common import echo, state
+from vlkge.components import BACKBONES, FUSIONS, OPTIMIZERS, SAMPLERS
+
+
+def command(
+    dataset: str | None = typer.Argument(None, help="Dataset (default: params)."),
+    backbone: str | None = typer.Option(None, "--backbone", help=BACKBONES.choices()),
+    epochs: int | None = typer.Option(None, "--epochs"),
+    dim: int | None = typer.Option(None, "--dim"),
+    margin: float | None = typer.Option(
+        None, "--margin", help="TransE/RotatE: score γ − distance (model.margin)."
+    ),
+    batch_size: int | None = typer.Option(None, "--batch-size"),
+    negatives: int | None = typer.Option(None, "--negatives"),
+    lr: float | None = typer.Option(None, "--lr"),
+    optimizer: str | None = typer.Option(None, "--optimizer", help=OPTIMIZERS.choices()),
+    sampler: str | None = typer.Option(None, "--sampler", help=SAMPLERS.choices()),
+    filtered: bool | None = typer.Option(
+        None, "--filtered/--unfiltered", help="Skip true triples among negatives."
+    ),
+    seed: int | None = typer.Option(None, "--seed"),
+    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda"),
+    modalities: str | None = typer.Option(
+        None, "--modalities", help="Comma-separated subset of structural,visual,textual."
+    ),
+    fusion: str | None = typer.Option(None, "--fusion", help=FUSIONS.choices()),
+    features: str | None = typer.Option(None, "--features", help="Feature store name (default: encode's)."),
+    frozen: bool | None = typer.Option(
+        None, "--frozen/--finetune", help="Train on the feature store only, or fine-tune the encoder."
+    ),
+    out: str | None = typer.Option(None, "--out", help="Run name or directory (default: the backbone)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the run's last checkpoint."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train a KGE model; checkpoints every epoch, early-stops on valid MRR.
+
+    Under ``torchrun --nproc_per_node=N -m vlkge train ...`` the processes train one model with
+    DistributedDataParallel (vlkge/distributed.py)."""
+    from vlkge import api
+
+    model = {
+        "backbone": backbone,
+        "dim": dim,
+        "margin": margin,
+        "modalities": None if modalities is None else modalities.split(","),
+        "fusion": fusion,
+        "features": features,
+    }
+    train = {
+        "frozen": frozen,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "negatives": negatives,
+        "lr": lr,
+        "optimizer": optimizer,
+        "sampler": sampler,
+        "filtered": filtered,
+        "device": device,
+    }
+    config = state.config({"seed": seed, "model": model, "train": train})
+    trained = api.train(dataset, config, state.data_dir, out=out, resume=resume, show=not quiet, log=echo)
+    if trained.is_main:
+        best = trained.state
+        echo(
+            f"trained {config.model.backbone} on {dataset or config.dataset}: {best.epoch} epochs, "
+            f"best valid MRR {best.best_mrr:.4f} at epoch {best.best_epoch} → {trained.run_dir}"
+        )

@@ -1,0 +1,66 @@
+"""``vlkge zeroshot``: the zero-shot baseline (prompted similarity in a shared-space encoder).
+
+vlkge zeroshot wikiart-v1 --model clip --out reports/zeroshot.json
+vlkge zeroshot wikiart-v1 --model tiny-clip --limit 200        # a quick look
+vlkge zeroshot wikiart-v1 --model lite --query text            # text–text (no shared image space)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from vlkge import paths
+from vlkge.cli.common import echo, state, write_results
+
+
+def command(
+    dataset: str | None = typer.Argument(None, help="Dataset; default: `dataset` in params.yaml."),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="Shared-space encoder: clip | blip | tiny-clip (any text encoder with --query text).",
+    ),
+    arch: str | None = typer.Option(None, "--arch", help="Architecture (e.g. ViT-L-14)."),
+    pretrained: str | None = typer.Option(None, "--pretrained", help="open_clip pretrained tag."),
+    weights: str | None = typer.Option(None, "--weights", help="Local checkpoint file or dir."),
+    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda[:N]."),
+    split: str | None = typer.Option(None, "--split", help="valid | test (default: evaluate.split)."),
+    query: str = typer.Option("auto", "--query", help="auto (image, else text) | image | text."),
+    prompts: Path | None = typer.Option(
+        None, "--prompts", help="YAML/JSON relation → template ('{}' is the candidate's name)."
+    ),
+    batch_size: int = typer.Option(256, "--batch-size", min=1),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Rank only the first N queries."),
+    top_k: int = typer.Option(5, "--top-k", min=1, help="Predictions kept per query (for reports)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Full results JSON (default: data/<ds>/zeroshot.json)."
+    ),
+    metrics: Path | None = typer.Option(None, "--metrics", help="Also write compact metrics (for DVC) here."),
+    per_relation: Path | None = typer.Option(None, "--per-relation", help="Per-relation metrics CSV."),
+) -> None:
+    """Rank candidate tails per query by image–text or text–text similarity, with the graph's
+    protocol (pools, filters, excluded relations); prints and writes the metrics."""
+    from vlkge import api
+    from vlkge.zeroshot import load_prompts, predictions_table
+
+    encode = {"model": model, "arch": arch, "pretrained": pretrained, "weights": weights, "device": device}
+    config = state.config({"encode": encode, "evaluate": {"split": split}})
+    name = dataset or config.dataset
+    graph, result = api.zeroshot(
+        name,
+        config,
+        state.data_dir,
+        query=query,
+        prompts=load_prompts(prompts),
+        batch_size=batch_size,
+        top_k=top_k,
+        limit=limit,
+        log=echo,
+    )
+    payload = {**result.metrics, "predictions": predictions_table(graph, result)}
+    write_results(
+        payload, out or paths.dataset_dir(state.data_dir, name) / "zeroshot.json", metrics, per_relation
+    )

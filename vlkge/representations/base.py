@@ -1,0 +1,73 @@
+"""The entity-representation interface: what the model, the trainer, evaluation and prediction ask
+of entity representations, answered alike by a structural table and by fused multimodal ones.
+
+- ``forward(ids [*])`` → ``[*, w]``; ``all()`` → ``[N, w]``;
+- ``rows(ids [U], fresh, drop_structure)`` → ``[U, w]``: a training batch's distinct entities;
+- ``for_batch(batch, replacement, …)`` → what a training step scores against: ``(None, batch,
+  replacement)`` for a table scored in place, or the batch's rows ``[U, w]`` with the batch
+  renumbered into them;
+- ``present`` ``[N]`` bool: entities that have a representation (evaluation skips the others);
+- ``shared_parameters()``: layers every entity goes through (trained at ``train.projection_lr``);
+- ``feature_modalities`` and ``feature_table(m)``: the frozen feature matrices (none for a table);
+- ``new_entity(features)``: an entity not in the graph, from its features (prediction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from vlkge.errors import InputError
+
+#: features that replace cached rows: {modality: (entity ids [k], features [k, d_m])}
+FreshRows = dict[str, tuple[Tensor, Tensor]]
+#: fine-tuning's re-encoding of a batch: its positives' entity ids → their fresh rows
+Fresh = Callable[[Tensor], FreshRows]
+#: structure dropout of a batch: number of distinct entities U → [U] bool (drop their structure)
+Drop = Callable[[int], Tensor]
+
+
+class EntityRepresentation(nn.Module):
+    """Base class of entity representations (see the module docstring)."""
+
+    num_entities: int
+    #: gather rows with sparse gradients (honoured by tables scored in place; set by the trainer
+    #: for row-wise optimisers on large graphs)
+    sparse: bool = False
+    feature_modalities: tuple[str, ...] = ()
+
+    def all(self) -> Tensor:
+        """[N, w] for every entity."""
+        raise NotImplementedError
+
+    def rows(
+        self, ids: Tensor, fresh: FreshRows | None = None, drop_structure: Tensor | None = None
+    ) -> Tensor:
+        """ids [U] (sorted, unique) → [U, w] (a table ignores ``fresh`` and ``drop_structure``)."""
+        return self(ids)
+
+    def for_batch(
+        self, batch: Tensor, replacement: Tensor, *, fresh: Fresh | None = None, drop: Drop | None = None
+    ) -> tuple[Tensor | None, Tensor, Tensor]:
+        """batch [B, 3], replacement [B, K] → (table or None, batch, replacement): by default the
+        representations are scored in place (no table, ids unchanged)."""
+        return None, batch, replacement
+
+    @property
+    def present(self) -> Tensor:
+        """[N] bool: entities with a representation (by default all)."""
+        return torch.ones(self.num_entities, dtype=torch.bool)
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """Parameters every entity's representation goes through (none for a table)."""
+        return []
+
+    def feature_table(self, modality: str) -> Tensor:
+        """The frozen features [N, d_m] of a feature modality."""
+        raise KeyError(modality)
+
+    def new_entity(self, features: dict[str, Tensor]) -> Tensor:
+        """A new entity (not in the graph) from its features {m: [B, d_m]} → [B, w]."""
+        raise InputError("a structure-only run cannot represent a new entity", hint="train with features")

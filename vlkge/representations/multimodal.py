@@ -1,0 +1,217 @@
+"""Multimodal entity representations (GUIDE §3.1): structure + frozen features, fused.
+
+Per entity there is a structural row (trainable; only for entities that occur in the train split)
+and, per feature modality (``visual`` = the store's ``image``, ``textual`` = its ``text``), a frozen
+feature vector with a learned linear projection to the real width ``d``. A mask [N, M] says which
+of the ``model.modalities`` each entity has; :mod:`vlkge.fusion` combines the present ones.
+
+Widths: TransE/DistMult entities are ``[d]``; ComplEx/RotatE entities are ``[real | imaginary]``
+(``2d``). The fused vector is the real part. The imaginary part is the structural table's own for
+entities with structure; for entities without it (inductive, or runs without ``structural``) it is
+derived from the fused real part, ``P·real`` (``model.imaginary: projection``) or
+``σ(G·real) ⊙ P·real`` (``gated``), so P and G get gradients from those entities.
+
+Entities with no modality and no structure have no representation (``present`` is False): the
+trainer reports them, and evaluation excludes them (as queries and as candidates).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from vlkge.errors import InputError
+from vlkge.features.inputs import EntityInputs
+from vlkge.fusion import make_fusion
+from vlkge.modalities import FEATURE_MODALITIES, STRUCTURAL
+from vlkge.representations.base import Drop, EntityRepresentation, Fresh, FreshRows
+from vlkge.representations.structural import StructuralEmbedding
+
+
+def renumber_entities(batch: Tensor, replacement: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The distinct entities of batch [B, 3] and replacement [B, K] → (ids [U] sorted, batch and
+    replacement with their entities renumbered as positions in ``ids``)."""
+    b = len(batch)
+    ids, local = torch.unique(
+        torch.cat([batch[:, 0], batch[:, 2], replacement.reshape(-1)]), return_inverse=True
+    )
+    batch = torch.stack([local[:b], batch[:, 1], local[b : 2 * b]], dim=1)
+    return ids, batch, local[2 * b :].view_as(replacement)
+
+
+class MultimodalRepresentation(EntityRepresentation):
+    """Fused entity representations: ``forward(ids [*])`` → [*, w]; ``all()`` → [N, w].
+
+    ``w = factor·d`` with ``factor`` 1 (real backbones) or 2 (complex: ``[real | imaginary]``).
+    """
+
+    def __init__(
+        self,
+        inputs: EntityInputs,
+        modalities: tuple[str, ...],
+        dim: int,
+        factor: int,
+        *,
+        fusion: str = "average",
+        fusion_options: Mapping[str, Any] | None = None,
+        imaginary: str = "projection",
+        init: str = "xavier_uniform",
+    ) -> None:
+        super().__init__()
+        self.modalities = tuple(modalities)
+        self.feature_modalities = tuple(m for m in modalities if m in FEATURE_MODALITIES)
+        self.dim, self.factor = dim, factor
+        self.num_entities = inputs.num_entities
+        n = inputs.num_entities
+        has_structure = (
+            inputs.has_structure if inputs.has_structure is not None else torch.zeros(n, dtype=torch.bool)
+        )
+        self.register_buffer("has_structure", has_structure.clone(), persistent=False)
+        self.structure = StructuralEmbedding(n, factor * dim, init) if STRUCTURAL in modalities else None
+        self.projections = nn.ModuleDict()
+        # modalities every entity has: projected without skipping absent rows
+        self.complete = {m: bool(inputs.present[m].all()) for m in self.feature_modalities}
+        for m in self.feature_modalities:
+            feats = inputs.features[m]
+            self.register_buffer(f"features_{m}", feats, persistent=False)
+            self.projections[m] = nn.Linear(feats.shape[1], dim)
+        columns = [has_structure if m == STRUCTURAL else inputs.present[m] for m in modalities]
+        self.register_buffer("mask", torch.stack(columns, dim=1), persistent=False)  # [N, M]
+        self.fusion = make_fusion(fusion, len(modalities), dim, fusion_options)
+        self.imaginary = imaginary
+        if factor == 2:
+            self.to_imaginary = nn.Linear(dim, dim)
+            self.gate = nn.Linear(dim, dim) if imaginary == "gated" else None
+
+    # -- what each entity has ---------------------------------------------------------------
+    @property
+    def present(self) -> Tensor:
+        """[N] bool: entities with at least one modality (the others have no representation)."""
+        return self.mask.any(dim=1)
+
+    def feature_table(self, modality: str) -> Tensor:
+        """The frozen (or, fine-tuning, cached tuned) features [N, d_m] of ``modality``."""
+        if modality not in self.feature_modalities:
+            raise KeyError(modality)
+        return getattr(self, f"features_{modality}")
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """Projections, fusion and imaginary part: every parameter but the structural table's."""
+        own = set() if self.structure is None else {id(p) for p in self.structure.parameters()}
+        return [p for p in self.parameters() if id(p) not in own]
+
+    # -- composition --------------------------------------------------------------------------
+    def compose(
+        self, structure: Tensor | None, projected: dict[str, Tensor], mask: Tensor, has_structure: Tensor
+    ) -> Tensor:
+        """structure [B, factor·d] or None, projected features {m: [B, d]}, mask [B, M],
+        has_structure [B] → [B, factor·d]."""
+        parts = [structure[:, : self.dim] if m == STRUCTURAL else projected[m] for m in self.modalities]
+        real = self.fusion(torch.stack(parts, dim=1), mask)
+        if self.factor == 1:
+            return real
+        derived = self.to_imaginary(real)
+        if self.gate is not None:
+            derived = torch.sigmoid(self.gate(real)) * derived
+        if structure is None:
+            return torch.cat([real, derived], dim=-1)
+        imag = torch.where(has_structure.unsqueeze(-1), structure[:, self.dim :], derived)
+        return torch.cat([real, imag], dim=-1)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        """ids [*] → [*, w]: only the rows asked for are computed."""
+        flat = ids.reshape(-1)
+        structure = None if self.structure is None else self.structure(flat)
+        projected = {m: self.projections[m](self.feature_table(m)[flat]) for m in self.feature_modalities}
+        out = self.compose(structure, projected, self.mask[flat], self.has_structure[flat])
+        return out.reshape(*ids.shape, out.shape[-1])
+
+    def all(self, fresh: FreshRows | None = None, drop_structure: Tensor | None = None) -> Tensor:
+        """[N, w] for every entity (``fresh``, ``drop_structure`` [N]: as for :meth:`rows`)."""
+        return self.rows(torch.arange(self.num_entities, device=self.mask.device), fresh, drop_structure)
+
+    def for_batch(
+        self, batch: Tensor, replacement: Tensor, *, fresh: Fresh | None = None, drop: Drop | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The representations of the entities a training batch touches, [U, w], with batch [B, 3]
+        and replacement [B, K] renumbered into its rows. ``fresh``: re-encodes the positives'
+        entities (fine-tuning); ``drop``: which of the U entities lose their structure
+        (``train.structure_dropout``)."""
+        ids, batch, replacement = renumber_entities(batch, replacement)
+        fresh_rows = None if fresh is None else fresh(ids[torch.cat([batch[:, 0], batch[:, 2]])])
+        dropped = None if drop is None else drop(len(ids))
+        return self.rows(ids, fresh_rows, dropped), batch, replacement
+
+    def rows(
+        self, ids: Tensor, fresh: FreshRows | None = None, drop_structure: Tensor | None = None
+    ) -> Tensor:
+        """ids [U] (sorted, unique) → [U, w]: the representations of those entities only (a
+        training batch's: the cost grows with the batch, not with N); each projection runs only
+        over the rows that have its modality.
+
+        ``fresh`` {m: (entity ids [k], features [k, d_m])}: features that replace the cached rows
+        (fine-tuning: they carry gradients to the encoder); every id must be in ``ids``.
+        ``drop_structure`` [U] bool: entities represented as if they had no structure (training
+        with ``train.structure_dropout``, so that features alone learn to stand in for unseen
+        entities).
+        """
+        every = len(ids) == self.num_entities  # sorted and unique: all entities, in order (no gather)
+        mask, has_structure = self._without_structure(self.mask[ids], self.has_structure[ids], drop_structure)
+        structure = None
+        if self.structure is not None:
+            structure = self.structure.all() if every else self.structure(ids)
+        projected = {}
+        for m in self.feature_modalities:
+            feats = self.feature_table(m)
+            if self.complete[m]:
+                projected[m] = self.projections[m](feats if every else feats[ids])
+            else:
+                have = self.mask[ids, self.modalities.index(m)].nonzero().flatten()
+                out = feats.new_zeros(len(ids), self.dim)
+                projected[m] = out.index_copy(0, have, self.projections[m](feats[ids[have]]))
+            if fresh and m in fresh:
+                at, values = fresh[m]
+                projected[m] = projected[m].index_copy(
+                    0, torch.searchsorted(ids, at), self.projections[m](values)
+                )
+        return self.compose(structure, projected, mask, has_structure)
+
+    def _without_structure(
+        self, mask: Tensor, has_structure: Tensor, drop: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """mask [U, M], has_structure [U] with the structure of ``drop`` [U] entities removed,
+        except where it is an entity's only modality."""
+        if drop is None or self.structure is None:
+            return mask, has_structure
+        drop = drop & mask[:, 1:].any(dim=1)  # structural is the first modality
+        has_structure = has_structure & ~drop
+        return torch.cat([has_structure.unsqueeze(1), mask[:, 1:]], dim=1), has_structure
+
+    def new_entity(self, features: dict[str, Tensor]) -> Tensor:
+        """A new entity (no structure) from its features {m: [B, d_m]} → [B, w]; modalities not
+        given count as absent."""
+        b = next(iter(features.values())).shape[0]
+        dev = self.mask.device
+        feats, cols = {}, []
+        for m in self.modalities:
+            if m in features:
+                feats[m] = features[m].to(dev)
+                cols.append(torch.ones(b, dtype=torch.bool, device=dev))
+            else:
+                if m in self.feature_modalities:
+                    feats[m] = torch.zeros(b, self.feature_table(m).shape[1], device=dev)
+                cols.append(torch.zeros(b, dtype=torch.bool, device=dev))
+        structure = None
+        if self.structure is not None:
+            structure = torch.zeros(b, self.factor * self.dim, device=dev)
+        mask = torch.stack(cols, dim=1)
+        if not bool(mask.any(1).all()):
+            raise InputError(
+                f"the query has none of the run's modalities ({', '.join(self.feature_modalities)})",
+                hint="give --image and/or --text for the modalities the run was trained with",
+            )
+        projected = {m: self.projections[m](f) for m, f in feats.items()}
+        return self.compose(structure, projected, mask, torch.zeros(b, dtype=torch.bool, device=dev))
