@@ -80,8 +80,8 @@ def read_pins(name: str) -> tuple[Pin, ...]:
     """The pins of ``pipeline/data/pins/<name>`` (TSV: path, bytes, sha256, url, use; ``#``
     comment lines before the header)."""
     text = resources.files("vlkge.pipeline").joinpath("data", "pins", name).read_text(encoding="utf-8")
-    rows = csv.DictReader(io.StringIO("".join(line for line in text.splitlines(True) if line[:1] != "#")),
-                          delimiter="\t")  # fmt: skip
+    table = "".join(line for line in text.splitlines(True) if not line.startswith("#"))
+    rows = csv.DictReader(io.StringIO(table), delimiter="\t")
     return tuple(
         Pin(r["path"], r["url"], r["sha256"], int(r["bytes"]) if r["bytes"] else None, r["use"] or "input")
         for r in rows

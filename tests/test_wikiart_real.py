@@ -26,13 +26,7 @@ def v1() -> SimpleNamespace:
         csvs, SCRAPE / "artist_data_new.csv", [], SCRAPE, list(wikiart.V1_RELATIONS), spec, seed=42
     )
     graph = wikiart.assemble_wikiart(tables, params)
-    return SimpleNamespace(
-        relations=graph.relations,
-        entities=graph.entities,
-        triples=graph.triples,
-        protocol=tables.protocol,
-        report=tables.report,
-    )
+    return SimpleNamespace(**vars(graph), protocol=tables.protocol, report=tables.report)
 
 
 def test_real_v1_counts_and_no_leak(v1: SimpleNamespace) -> None:
