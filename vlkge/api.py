@@ -131,7 +131,7 @@ def train(
 ) -> Trained:
     """Train a model as ``config`` says into the run ``out`` (default: the backbone's name);
     checkpoints every epoch, early-stops on valid MRR. ``resume``: continue from the run's last
-    checkpoint (None: when there is one). Under ``torchrun`` the processes train one model with
+    checkpoint (None: quietly, when there is one). Under ``torchrun`` the processes train one model with
     DistributedDataParallel (:mod:`vlkge.distributed`)."""
     from vlkge.distributed import make_trainer, shutdown
 
@@ -142,7 +142,7 @@ def train(
     has_checkpoint = (run_dir / CHECKPOINT).exists()
     if resume or (resume is None and has_checkpoint):
         trainer.resume()
-        if log is not None:
+        if resume and log is not None:
             log(f"resuming {run_dir} after epoch {trainer.state.epoch}")
     elif has_checkpoint:
         raise InputError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -100,7 +100,7 @@ class Registry(Generic[T]):
             )
         return component(**common, **options)
 
-    def options_of(self, name: str, *, exclude: set[str] = frozenset()) -> list[str] | None:
+    def options_of(self, name: str, *, exclude: Collection[str] = ()) -> list[str] | None:
         """The keyword arguments of the component registered as ``name`` except ``exclude`` (the
         arguments every component of its kind takes), or None when it takes any (``**kwargs``)."""
         params = inspect.signature(self.get(name)).parameters.values()
