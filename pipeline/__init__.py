@@ -27,18 +27,25 @@ class Adapter(Protocol):
         ...
 
 
-ADAPTERS: Registry[Adapter] = Registry("dataset")
+# The built-in adapters, by import path: imported when first used (the adapters import nothing
+# from this module, so it and they form no cycle). More can be added with ADAPTERS.add(name, obj).
+ADAPTERS: Registry[Adapter] = Registry(
+    "dataset",
+    entries={
+        "wn9-img": (
+            "vlkge.pipeline.wn9_img:ADAPTER",
+            "WN9-IMG (Xie et al. 2017), as the VL-KGE paper uses it",
+        ),
+        "wikiart-v1": ("vlkge.pipeline.wikiart:ADAPTER", "WikiArt-MKG v1 from the WikiArt scrape"),
+        "wikiart-v2": ("vlkge.pipeline.wikiart:ADAPTER", "WikiArt-MKG v2 from the WikiArt scrape"),
+        "custom": ("vlkge.pipeline.custom:ADAPTER", "a user graph directory: custom:<name>"),
+    },
+)
 
 
 def adapter_for(dataset: str) -> Adapter:
     """The adapter for ``dataset``: by full name, else by the prefix before ``:``."""
-    _load_builtin_adapters()
     if dataset in ADAPTERS:
         return ADAPTERS.get(dataset)
     prefix = dataset.split(":", 1)[0]
     return ADAPTERS.get(prefix, key="dataset")
-
-
-def _load_builtin_adapters() -> None:
-    # Importing the modules registers their adapters.
-    from vlkge.pipeline import custom, wikiart, wn9_img  # noqa: F401

@@ -12,7 +12,9 @@ Input directory (GUIDE §2 "User graph input"):
 
 ``crawl`` copies those files and the referenced images into ``raw/``; ``clean`` reads ``raw/``
 and hands the tables to :func:`vlkge.pipeline.assemble.assemble_graph`. Anything missing is a
-missing modality.
+missing modality. A user graph is inductive where it can be (``clean.unseen`` unset:
+``inductive``): valid/test triples whose entity is absent from train are kept when that entity
+has text or an image, and dropped, with a count, when it has neither.
 """
 
 from __future__ import annotations
@@ -22,9 +24,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import polars as pl
-from vlkge.pipeline import ADAPTERS
-from vlkge.pipeline.assemble import assemble_graph, read_table
-from vlkge.pipeline.sources import crawl_files, crawl_source, read_manifest, source_display
+from vlkge.pipeline.assemble import assemble_graph, read_table, unseen_mode
+from vlkge.pipeline.sources import crawl_files, crawl_source, image_dir, read_manifest, source_display
 
 from vlkge.errors import InputError, SourceError
 from vlkge.graph import Graph
@@ -44,19 +45,15 @@ class CustomAdapter:
     def crawl(
         self, dataset: str, source: str | None, raw_dir: Path, params: dict[str, Any]
     ) -> dict[str, Any]:
-        crawl = params.get("crawl", {}) or {}
-        src = crawl_source(dataset, source, params, None)
-        if not src.is_dir():
-            raise SourceError(
-                "a custom graph source must be a directory",
-                path=src,
-                hint="point --source at the directory holding triples.csv or train.txt/"
-                "valid.txt/test.txt (and optionally entities.csv, images/)",
-            )
+        src = crawl_source(
+            dataset,
+            source,
+            params,
+            directory="the directory holding triples.csv or train.txt/valid.txt/test.txt (and "
+            "optionally entities.csv, images/)",
+        )
         files = [(src / name, name, "table") for name in triple_files(src)]
-        image_base = Path(crawl["images"]).expanduser() if crawl.get("images") else src
-        if not image_base.is_dir():
-            raise SourceError("image directory not found", path=image_base, key="crawl.images")
+        image_base = image_dir(params, src) or src
         if (src / ENTITIES_CSV).is_file():
             files.append((src / ENTITIES_CSV, ENTITIES_CSV, "table"))
             refs = image_refs(read_entities(src / ENTITIES_CSV))
@@ -96,6 +93,7 @@ class CustomAdapter:
             triples,
             graph_dir,
             params,
+            unseen=unseen_mode(params, "inductive"),  # a user graph: inductive where it can be
             entities=entities,
             manifest=manifest,
             image_root=raw_dir.parent,
@@ -219,4 +217,4 @@ def entity_table(table: pl.DataFrame, raw_name: str) -> pl.DataFrame:
     )
 
 
-ADAPTERS.register("custom")(CustomAdapter())
+ADAPTER = CustomAdapter()

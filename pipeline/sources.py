@@ -2,16 +2,20 @@
 
 Source resolution (:func:`resolve_source`), in order:
 
-1. ``source`` given (``--source`` / ``crawl.source``): a local directory or file is used as is; a
-   ``http(s)://`` or ``file://`` URL is downloaded into the cache (``$VLKGE_CACHE``, else
-   ``~/.cache/vlkge``) and checked against the adapter's pinned sha256 when the URL names the
-   pinned file.
-2. ``$VLKGE_DATA_MIRROR/<dataset>`` when that variable is set (``<dataset>`` as given, as its
-   directory slug, or with ``-`` read as ``_``).
-3. The adapter's public URL, checked against its pinned sha256.
+1. ``source`` given (``--source`` / ``crawl.source``): a local directory or file is used as is;
+   ``packaged`` is the copy shipped inside the package, where the adapter has one; a
+   ``http(s)://`` or ``file://`` URL is downloaded into the cache and checked against the
+   adapter's pinned sha256 when the URL names a pinned file.
+2. ``$VLKGE_DATA_MIRROR``: a directory holding the dump under the dataset's name (as given, as
+   its directory slug, with ``-`` read as ``_``) or under the dump's own name (``wikiart/`` for
+   both WikiArt graphs); or the URL of an HTTP mirror laid out the same way.
+3. The download cache (``$VLKGE_CACHE``, else ``~/.cache/vlkge``), completed from the adapter's
+   pinned public URLs (:func:`vlkge.pipeline.dumps.fetch_dump`): what is already there with the
+   pinned hash is not fetched again.
 
-Archives (``.zip``, ``.tar``, ``.tar.gz``, ``.tgz``, ``.tar.bz2``, ``.tar.xz``) are unpacked
-next to the download and the directory is returned.
+Archives (``.zip``, ``.tar``, ``.tar.gz``, ``.tgz``, ``.tar.bz2``, ``.tar.xz``) given as a URL are
+unpacked (safely: :func:`vlkge.pipeline.download.extract`) next to the download and the
+directory is returned.
 
 :func:`crawl_files` copies the inputs into ``raw/`` (hardlink when possible), records each file's
 sha256 in ``raw/manifest.json`` (written last, atomically) and skips files unchanged since the
@@ -26,18 +30,17 @@ import logging
 import os
 import shutil
 import sys
-import tarfile
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+from vlkge.pipeline.download import extract, fetch, is_archive
+from vlkge.pipeline.dumps import Dump, cache_dir, fetch_dump
 
 from vlkge.errors import InputError, SourceError
-from vlkge.fileio import atomic_path, read_json_object, sha256_file, write_json_atomic
+from vlkge.fileio import atomic_path, read_json_object, sha256_file, write_json_atomic, write_text_atomic
 from vlkge.paths import dataset_slug
 
 log = logging.getLogger("vlkge.pipeline")
@@ -45,81 +48,120 @@ log = logging.getLogger("vlkge.pipeline")
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 URL_SCHEMES = ("http://", "https://", "file://")
-_ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+PACKAGED = "packaged"
 
 
 # --------------------------------------------------------------------------- resolution
 
 
-def resolve_source(dataset: str, source: str | None, pinned: Mapping[str, Any] | None) -> Path:
+def resolve_source(dataset: str, source: str | None, dump: Dump | None) -> Path:
     """The local path of ``dataset``'s dump (see the module docstring for the order).
 
-    ``pinned`` is the adapter's public source: ``{"url": str, "sha256": str | None}`` (either may
-    be absent). Raises :class:`SourceError` naming the path or URL and what to do.
+    ``dump`` is the adapter's pinned public dump, if it has one. Raises :class:`SourceError`
+    naming the path or URL and what to do.
     """
-    pinned = dict(pinned or {})
     if source:
-        source = str(source)
-        if is_url(source):
-            return download(source, sha256=_pin_for(source, pinned))
-        path = Path(source).expanduser()
-        if not path.exists():
-            raise SourceError(
-                "source not found",
-                path=path,
-                hint="pass an existing directory or file, or a http(s):// URL",
-            )
-        return path
+        return _given_source(dataset, str(source), dump)
     mirror = os.environ.get("VLKGE_DATA_MIRROR")
+    if mirror and is_url(mirror):
+        if dump is None:
+            raise SourceError(
+                f"dataset {dataset!r} cannot be fetched from an HTTP mirror ($VLKGE_DATA_MIRROR={mirror})",
+                hint="pass --source DIR (or set crawl.source)",
+            )
+        return fetch_dump(dump, base_url=mirror)
     if mirror:
-        candidates = [Path(mirror).expanduser() / name for name in mirror_names(dataset)]
-        for candidate in candidates:
-            if candidate.exists():
-                return candidate
+        candidates = [Path(mirror).expanduser() / name for name in mirror_names(dataset, dump)]
+        found = next((c for c in candidates if c.exists()), None)
+        if found is not None:
+            return found
         tried = ", ".join(str(c) for c in candidates)
-        raise SourceError(
-            f"$VLKGE_DATA_MIRROR is set but holds no {dataset!r} (tried {tried})",
-            path=candidates[0],
-            hint=f"put the {dataset} dump there, pass --source DIR, or unset VLKGE_DATA_MIRROR",
-        )
-    url = pinned.get("url")
-    if not url:
+        if dump is None:
+            raise SourceError(
+                f"$VLKGE_DATA_MIRROR is set but holds no {dataset!r} (tried {tried})",
+                path=candidates[0],
+                hint=f"put the {dataset} dump there, pass --source DIR, or unset VLKGE_DATA_MIRROR",
+            )
+        log.info("$VLKGE_DATA_MIRROR holds no %s (tried %s): using the download cache", dataset, tried)
+    if dump is None:
         raise SourceError(
             f"dataset {dataset!r} has no public URL",
             key="crawl.source",
             hint="pass --source DIR (or set crawl.source), or set VLKGE_DATA_MIRROR to a "
             f"directory holding {dataset_slug(dataset)}/",
         )
-    return download(str(url), sha256=pinned.get("sha256"))
+    return fetch_dump(dump)
+
+
+def _given_source(dataset: str, source: str, dump: Dump | None) -> Path:
+    if source == PACKAGED:
+        if dump is None or dump.packaged is None:
+            raise SourceError(
+                f"dataset {dataset!r} has no copy inside the package",
+                key="crawl.source",
+                hint="pass a directory or URL, or leave crawl.source empty for the public sources",
+            )
+        return dump.packaged()
+    if is_url(source):
+        return download_url(source, sha256=_pin_for(source, dump))
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise SourceError(
+            "source not found",
+            path=path,
+            hint="pass an existing directory or file, or a http(s):// URL",
+        )
+    return path
 
 
 def crawl_source(
-    dataset: str, source: str | None, params: Mapping[str, Any], pinned: Mapping[str, Any] | None
+    dataset: str,
+    source: str | None,
+    params: Mapping[str, Any],
+    dump: Dump | None = None,
+    *,
+    directory: str | None = None,
 ) -> Path:
     """:func:`resolve_source` of what an adapter's ``crawl`` reads: ``--source`` when given, else
-    ``crawl.source`` of ``params``, else the mirror or the adapter's ``pinned`` URL."""
-    return resolve_source(dataset, source or (params.get("crawl") or {}).get("source"), pinned)
+    ``crawl.source`` of ``params``, else the mirror or the adapter's ``dump``. With
+    ``directory`` (what the adapter needs there), anything but a directory is refused."""
+    src = resolve_source(dataset, source or (params.get("crawl") or {}).get("source"), dump)
+    if directory is not None and not src.is_dir():
+        raise SourceError(
+            f"a {dataset} source must be a directory", path=src, hint=f"point it at {directory}"
+        )
+    return src
+
+
+def image_dir(params: Mapping[str, Any], default: Path | None) -> Path | None:
+    """Where an adapter finds its images: ``crawl.images`` when set (it must exist), else
+    ``default`` when that is a directory, else none."""
+    override = (params.get("crawl") or {}).get("images")
+    if override:
+        path = Path(override).expanduser()
+        if not path.is_dir():
+            raise SourceError("image directory not found", path=path, key="crawl.images")
+        return path
+    return default if default is not None and default.is_dir() else None
 
 
 def is_url(source: str) -> bool:
     return source.lower().startswith(URL_SCHEMES)
 
 
-def mirror_names(dataset: str) -> list[str]:
-    """Directory names tried under ``$VLKGE_DATA_MIRROR``: as given, slug, slug with ``_``."""
+def mirror_names(dataset: str, dump: Dump | None = None) -> list[str]:
+    """Directory names tried under ``$VLKGE_DATA_MIRROR``: the dataset as given, its slug, the
+    slug with ``_``, then the dump's own name."""
     slug = dataset_slug(dataset)
-    names = [dataset, slug, slug.replace("-", "_")]
+    names = [dataset, slug, slug.replace("-", "_"), *([dump.name] if dump is not None else [])]
     return list(dict.fromkeys(names))
 
 
-def _pin_for(url: str, pinned: Mapping[str, Any]) -> str | None:
-    """The pinned sha256 when ``url`` names the same file as the public URL (e.g. a mirror)."""
-    public, sha = pinned.get("url"), pinned.get("sha256")
-    if not sha:
-        return None
-    if public is None or _url_name(url) == _url_name(str(public)):
-        return str(sha)
-    return None
+def _pin_for(url: str, dump: Dump | None) -> str | None:
+    """The pinned sha256 when ``url`` names the same file as one of the dump's public URLs."""
+    name = _url_name(url)
+    pins = [] if dump is None else [*dump.pins, *(s for d in dump.derived for s in d.sources)]
+    return next((p.sha256 for p in pins if _url_name(p.url) == name), None)
 
 
 def _url_name(url: str) -> str:
@@ -127,113 +169,30 @@ def _url_name(url: str) -> str:
     return name or "download"
 
 
-def cache_dir() -> Path:
-    """Download cache: ``$VLKGE_CACHE``, else ``$XDG_CACHE_HOME/vlkge``, else ``~/.cache/vlkge``."""
-    if os.environ.get("VLKGE_CACHE"):
-        return Path(os.environ["VLKGE_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "vlkge"
-
-
 # --------------------------------------------------------------------------- download
 
 
-def download(url: str, *, sha256: str | None = None, dest_dir: Path | None = None) -> Path:
-    """Download ``url`` into the cache (temp file, then rename) and return the local path.
-
-    A cached copy with the right hash is reused. With ``sha256`` given, a download with another
-    hash is deleted and a :class:`SourceError` names the file, both hashes and what to do.
-    Archives are unpacked and the directory returned.
-    """
+def download_url(url: str, *, sha256: str | None = None) -> Path:
+    """Download ``url`` into the cache (resumable, verified when ``sha256`` is given) and return
+    the local path; an archive is unpacked once and its directory returned."""
     name = _url_name(url)
     url_key = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
-    target = (dest_dir or cache_dir() / "downloads" / url_key) / name
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = cache_dir() / "downloads" / url_key / name
     if not (target.is_file() and (sha256 is None or sha256_file(target) == sha256)):
-        _fetch(url, target, sha256)
-    if name.lower().endswith(_ARCHIVE_SUFFIXES):
-        return _unpack(target)
-    return target
-
-
-def _fetch(url: str, target: Path, sha256: str | None) -> None:
-    log.info("downloading %s", url)
-    try:
-        with atomic_path(target) as tmp:
-            try:
-                response = urllib.request.urlopen(url, timeout=60)
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise SourceError(
-                    f"cannot download {url} ({reason})",
-                    hint="check the URL and the network, or download the file yourself and pass "
-                    "--source PATH, or set VLKGE_DATA_MIRROR",
-                ) from None
-            with response, open(tmp, "wb") as out:
-                total = response.headers.get("Content-Length")
-                with tqdm(
-                    total=int(total) if total and total.isdigit() else None,
-                    unit="B",
-                    unit_scale=True,
-                    desc=target.name,
-                    disable=None,
-                    file=sys.stderr,
-                ) as bar:
-                    while chunk := response.read(1 << 20):
-                        out.write(chunk)
-                        bar.update(len(chunk))
-            if sha256 is not None:
-                got = sha256_file(tmp)
-                if got != sha256:
-                    raise SourceError(
-                        f"sha256 mismatch for {target.name} downloaded from {url}: "
-                        f"expected {sha256}, got {got}",
-                        path=target,
-                        hint="the download is corrupt or the file changed upstream; retry, or "
-                        "download it yourself, check it, and pass --source PATH",
-                    )
-    except OSError as exc:
-        raise SourceError(f"cannot download {url} ({exc})", path=target) from None
+        fetch(url, target, sha256=sha256)
+    return _unpack(target) if is_archive(name) else target
 
 
 def _unpack(archive: Path) -> Path:
     """Unpack ``archive`` once into a sibling directory; return it (or its single subfolder)."""
-    base = archive.name
-    for suffix in _ARCHIVE_SUFFIXES:
-        if base.lower().endswith(suffix):
-            base = base[: -len(suffix)]
-            break
-    out = archive.with_name(f"{base}.unpacked")
-    stamp = out / ".vlkge-archive-sha256"
+    out = archive.with_name(f"{archive.name}.unpacked")
+    stamp = archive.with_name(f"{archive.name}.unpacked.sha256")
     digest = sha256_file(archive)
-    if not (stamp.is_file() and stamp.read_text().strip() == digest):
-        with atomic_path(out) as tmp:
-            tmp.mkdir()
-            try:
-                if tarfile.is_tarfile(archive):
-                    with tarfile.open(archive) as tar:
-                        if hasattr(tarfile, "data_filter"):
-                            tar.extractall(tmp, filter="data")
-                        else:  # pragma: no cover - python without extraction filters
-                            _check_members(archive, tar.getnames())
-                            tar.extractall(tmp)
-                else:
-                    import zipfile
-
-                    with zipfile.ZipFile(archive) as zf:
-                        _check_members(archive, zf.namelist())
-                        zf.extractall(tmp)
-            except (tarfile.TarError, OSError, ValueError) as exc:
-                raise SourceError(f"cannot unpack archive ({exc})", path=archive) from None
-            (tmp / stamp.name).write_text(digest + "\n")
-    entries = [p for p in out.iterdir() if p.name != stamp.name]
+    if not (out.is_dir() and stamp.is_file() and stamp.read_text().strip() == digest):
+        extract(archive, out)
+        write_text_atomic(stamp, digest + "\n")
+    entries = list(out.iterdir())
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else out
-
-
-def _check_members(archive: Path, names: Iterable[str]) -> None:
-    for name in names:
-        if name.startswith(("/", "\\")) or ".." in Path(name).parts:
-            raise SourceError(f"archive member {name!r} escapes the archive", path=archive)
 
 
 # --------------------------------------------------------------------------- raw copy

@@ -50,23 +50,57 @@ def write_synthetic_graph(
     if entities < 4 * 2 or relations < 1 or cluster_size < 2 or degree < 1:
         raise ValueError("need entities >= 8, relations >= 1, cluster_size >= 2, degree >= 1")
     rng = np.random.default_rng(seed)
-    n_clusters = max(2, entities // cluster_size)
-    order = rng.permutation(entities)
-    cluster = np.empty(entities, dtype=np.int64)
-    cluster[order] = np.arange(entities) % n_clusters
-    hubs = order[:n_clusters]  # hub of cluster c is hubs[c]
-    members = np.sort(order[n_clusters:])
-    by_cluster = members[np.argsort(cluster[members], kind="stable")]
-    counts = np.bincount(cluster[members], minlength=n_clusters)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    clusters = _Clusters(rng, entities, cluster_size)
+    triples = _unique_shuffled(_cluster_triples(clusters, relations, degree, rng), entities, relations, rng)
+    splits = _split(triples, entities, relations, split, rng)
 
-    def sample(heads: np.ndarray, target: np.ndarray) -> np.ndarray:
+    width = len(str(entities - 1))
+    keys = pl.Series("entity", np.arange(entities)).cast(pl.String).str.zfill(width)
+    keys = ("e" + keys).alias("entity")
+    triple_table = pl.DataFrame(
+        {
+            "head": keys.gather(triples[:, 0]),
+            "relation": pl.Series(_relation_names(relations)).gather(triples[:, 1]),
+            "tail": keys.gather(triples[:, 2]),
+            "mode": pl.Series(SPLIT_LABELS).gather(splits),
+        }
+    )
+    entity_table = _entity_table(keys, clusters.cluster, clusters.hubs, rng, with_text, text_fraction)
+    out = Path(out_dir)
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        triple_table.write_csv(tmp / "triples.csv")
+        entity_table.write_csv(tmp / "entities.csv")
+    return out
+
+
+class _Clusters:
+    """A random partition of ``entities`` into clusters, each with one hub (its first member)."""
+
+    def __init__(self, rng: np.random.Generator, entities: int, cluster_size: int) -> None:
+        self.rng = rng
+        self.n = max(2, entities // cluster_size)
+        order = rng.permutation(entities)
+        self.cluster = np.empty(entities, dtype=np.int64)
+        self.cluster[order] = np.arange(entities) % self.n
+        self.hubs = order[: self.n]  # hub of cluster c is hubs[c]
+        self.members = np.sort(order[self.n :])
+        self.by_cluster = self.members[np.argsort(self.cluster[self.members], kind="stable")]
+        self.counts = np.bincount(self.cluster[self.members], minlength=self.n)
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
+
+    def sample(self, heads: np.ndarray, target: np.ndarray, degree: int) -> np.ndarray:
         """``degree`` random members of cluster ``target[i]`` for each head: [len(heads)*degree]."""
-        u = rng.random((len(heads), degree))
-        pos = starts[target][:, None] + (u * counts[target][:, None]).astype(np.int64)
-        return by_cluster[pos].ravel()
+        u = self.rng.random((len(heads), degree))
+        pos = self.starts[target][:, None] + (u * self.counts[target][:, None]).astype(np.int64)
+        return self.by_cluster[pos].ravel()
 
-    names = _relation_names(relations)
+
+def _cluster_triples(
+    clusters: _Clusters, relations: int, degree: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(head, relation, tail) rows of every relation (see the module docstring), with repeats."""
+    members, cluster = clusters.members, clusters.cluster
     parts: list[np.ndarray] = []
     rel = 0
 
@@ -77,44 +111,28 @@ def write_synthetic_graph(
             parts.append(np.stack([t, np.full_like(t, rel + 1), h], axis=1))
         rel += 2 if inverse else 1
 
-    add(members, hubs[cluster[members]], inverse=relations >= 2)
+    add(members, clusters.hubs[cluster[members]], inverse=relations >= 2)
     for _ in range((relations - 2) // 2):
-        pairing = _cluster_pairing(rng, n_clusters)
+        pairing = _cluster_pairing(rng, clusters.n)
         heads = np.repeat(members, degree)
-        add(heads, sample(members, pairing[cluster[members]]), inverse=True)
+        add(heads, clusters.sample(members, pairing[cluster[members]], degree), inverse=True)
     if relations >= 3 and relations % 2 == 1:
         heads = np.repeat(members, degree)
-        tails = sample(members, cluster[members])
+        tails = clusters.sample(members, cluster[members], degree)
         add(np.concatenate([heads, tails]), np.concatenate([tails, heads]), inverse=False)
-    triples = np.concatenate(parts)
+    return np.concatenate(parts)
+
+
+def _unique_shuffled(
+    triples: np.ndarray, entities: int, relations: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``triples`` without self-loops and repeats, in random order."""
     triples = triples[triples[:, 0] != triples[:, 2]]
     # Deduplicate on one int64 code per triple (sort-based: far faster than np.unique).
     code = np.sort((triples[:, 0] * relations + triples[:, 1]) * entities + triples[:, 2])
     code = code[np.concatenate([[True], code[1:] != code[:-1]])]
     code = code[rng.permutation(len(code))]
-    triples = np.stack(
-        [code // (relations * entities), code // entities % relations, code % entities], axis=1
-    )
-    splits = _split(triples, entities, relations, split, rng)
-
-    width = len(str(entities - 1))
-    keys = pl.Series("entity", np.arange(entities)).cast(pl.String).str.zfill(width)
-    keys = ("e" + keys).alias("entity")
-    triple_table = pl.DataFrame(
-        {
-            "head": keys.gather(triples[:, 0]),
-            "relation": pl.Series(names).gather(triples[:, 1]),
-            "tail": keys.gather(triples[:, 2]),
-            "mode": pl.Series(SPLIT_LABELS).gather(splits),
-        }
-    )
-    entity_table = _entity_table(keys, cluster, hubs, rng, with_text, text_fraction)
-    out = Path(out_dir)
-    with atomic_path(out) as tmp:
-        tmp.mkdir(parents=True)
-        triple_table.write_csv(tmp / "triples.csv")
-        entity_table.write_csv(tmp / "entities.csv")
-    return out
+    return np.stack([code // (relations * entities), code // entities % relations, code % entities], axis=1)
 
 
 def _relation_names(relations: int) -> list[str]:

@@ -1,15 +1,21 @@
 """The ``wn9-img`` adapter: WN9-IMG (Xie et al., IJCAI 2017), as used by the VL-KGE paper.
 
-Source directory layout (a local mirror, e.g. ``shared/data/wn9_img``)::
+Source directory layout (a ``wn9_img/`` dump: a local mirror, the download cache, or the copy
+inside the package)::
 
     wn9_img_triples.csv                       head,relation,tail,mode (the paper's file, CRLF)
     ikrl_raw/{train,valid,test}.txt           head TAB tail TAB relation (used when no CSV)
     text/wn9_entity_text_wordnet30.tsv        entity,name,lemmas,definition (WordNet 3.0)
     images_imagenet1k_sample/                 <wnid>.JPEG, <wnid>_<n>.JPEG or <wnid>/*.JPEG
 
-Only the triples CSV has a public URL (:data:`PUBLIC_TRIPLES_URL`, pinned by sha256). The entity
-text has none: a mirror directory (``--source DIR`` or ``$VLKGE_DATA_MIRROR/wn9-img``) must
-provide it. ``crawl.images`` points at another image directory (e.g. a full ImageNet tree).
+Public sources, pinned (:func:`public_dump`): the triples CSV (the VL-KGE repository's LFS
+object); the entity text, derived from Princeton WordNet 3.0's ``dict/data.noun``
+(:mod:`vlkge.pipeline.wordnet`) for the entities in IKRL's order (shipped:
+``data/wn9_img/wn9_img_entities.txt.gz``); one photo for each of the 399 entities that are
+ImageNet-1k classes, from github.com/EliSchwartz/imagenet-sample-images at a pinned commit
+(``data/pins/wn9_img_photos.tsv``). ``crawl.source: packaged`` uses the triples and text shipped
+inside the package (no network); photos then come from a mirror or the cache when they are
+there. ``crawl.images`` points at another image directory (e.g. a full ImageNet tree).
 
 Entities: name = ``name``, text = ``clean.text_template`` over the text columns (``entity``,
 ``name``, ``lemmas``, ``definition``), type null, images sorted by path; entities without an
@@ -18,17 +24,33 @@ image have none.
 
 from __future__ import annotations
 
+import functools
+import gzip
+import os
 import re
 import string
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from vlkge.pipeline import ADAPTERS
-from vlkge.pipeline.assemble import assemble_graph, read_table
-from vlkge.pipeline.sources import crawl_files, crawl_source, read_manifest, source_display
+from vlkge.pipeline.assemble import assemble_graph, read_table, unseen_mode
+from vlkge.pipeline.download import extract
+from vlkge.pipeline.dumps import Derived, Dump, Pin, cache_dir, dump_dir, read_pins
+from vlkge.pipeline.sources import (
+    PACKAGED,
+    crawl_files,
+    crawl_source,
+    image_dir,
+    is_url,
+    mirror_names,
+    read_manifest,
+    source_display,
+)
+from vlkge.pipeline.wordnet import entity_text
 
 from vlkge.errors import ConfigError, InputError, SourceError
+from vlkge.fileio import atomic_path
 from vlkge.graph import Graph
 
 TRIPLES_CSV = "wn9_img_triples.csv"
@@ -45,9 +67,67 @@ PUBLIC_TRIPLES_URL = (
     "c78994e14cf2dfda251b701c2803215d9d5fe254/vlkge/data/wn9_img/wn9_img_triples.csv"
 )
 PUBLIC_TRIPLES_SHA256 = "c06d9a50c4bdd407a7c244126afea1548011406b980a4048cd3dc6e950c3e82e"
-PINNED = {"url": PUBLIC_TRIPLES_URL, "sha256": PUBLIC_TRIPLES_SHA256}
+# Princeton WordNet 3.0 (sha256 as pinned by Homebrew's wordnet formula) and the entity text
+# derived from its dict/data.noun.
+WORDNET_URL = "https://wordnetcode.princeton.edu/3.0/WordNet-3.0.tar.bz2"
+WORDNET_SHA256 = "6c492d0c7b4a40e7674d088191d3aa11f373bb1da60762e098b8ee2dda96ef22"
+WORDNET_ARCHIVE = "sources/WordNet-3.0.tar.bz2"
+TEXT_SHA256 = "da05d281ef5779702d732bf4d191cc97057f2e7a90492dcf7abc19fb1c4f7910"
+PACKAGE_DATA = ("data", "wn9_img")
 
 _NUMBERED = re.compile(r"(?P<key>.+)_\d+")
+
+
+@functools.cache
+def public_dump() -> Dump:
+    """WN9-IMG's public inputs: the triples CSV, the 399 photos, the text from WordNet 3.0."""
+    triples = Pin(TRIPLES_CSV, PUBLIC_TRIPLES_URL, PUBLIC_TRIPLES_SHA256, 526004)
+    wordnet = Pin(WORDNET_ARCHIVE, WORDNET_URL, WORDNET_SHA256, use="source")
+    text = Derived(TEXT_TSV, TEXT_SHA256, (wordnet,), _text_from_wordnet, "WordNet 3.0 dict/data.noun")
+    return Dump("wn9_img", (triples, *read_pins("wn9_img_photos.tsv")), (text,), packaged_source)
+
+
+def entity_order() -> list[str]:
+    """WN9-IMG's 6,555 entities in the order of IKRL's entity2id.txt (shipped in the package)."""
+    data = resources.files("vlkge.pipeline").joinpath(*PACKAGE_DATA, "wn9_img_entities.txt.gz").read_bytes()
+    return gzip.decompress(data).decode("ascii").split()
+
+
+def _text_from_wordnet(root: Path, out: Path) -> None:
+    archive = root / WORDNET_ARCHIVE
+    unpacked = extract(archive, archive.with_name("WordNet-3.0"))
+    data_noun = next(unpacked.rglob("dict/data.noun"), None)
+    if data_noun is None:
+        raise SourceError("no dict/data.noun in the WordNet archive", path=archive)
+    out.write_text(entity_text(data_noun, entity_order()), encoding="utf-8", newline="")
+
+
+def packaged_source() -> Path:
+    """A ``wn9_img/`` directory with the triples and entity text shipped inside the package
+    (under the cache; written once, rewritten only when the package's copy changed)."""
+    out = cache_dir() / "packaged" / "wn9_img"
+    for name, rel in (
+        ("wn9_img_triples.csv.gz", TRIPLES_CSV),
+        ("wn9_entity_text_wordnet30.tsv.gz", TEXT_TSV),
+    ):
+        data = gzip.decompress(resources.files("vlkge.pipeline").joinpath(*PACKAGE_DATA, name).read_bytes())
+        target = out / rel
+        if not (target.is_file() and target.read_bytes() == data):
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(data)
+    return out
+
+
+def photo_dir() -> Path | None:
+    """The WN9-IMG photos of a data mirror or the download cache, where there are any."""
+    mirror = os.environ.get("VLKGE_DATA_MIRROR")
+    roots = (
+        []
+        if not mirror or is_url(mirror)
+        else [Path(mirror) / n for n in mirror_names("wn9-img", public_dump())]
+    )
+    roots.append(dump_dir(public_dump()))
+    return next((r / DEFAULT_IMAGE_DIR for r in roots if any((r / DEFAULT_IMAGE_DIR).glob("*.JPEG"))), None)
 
 
 class Wn9ImgAdapter:
@@ -56,38 +136,25 @@ class Wn9ImgAdapter:
     def crawl(
         self, dataset: str, source: str | None, raw_dir: Path, params: dict[str, Any]
     ) -> dict[str, Any]:
-        crawl = params.get("crawl", {}) or {}
-        src = crawl_source(dataset, source, params, PINNED)
+        src = crawl_source(dataset, source, params, public_dump())
         root = src.parent if src.is_file() else src
-        if src.is_file():
-            files, fmt = [(src, TRIPLES_CSV, "table")], "csv"
-        elif (src / TRIPLES_CSV).is_file():
-            files, fmt = [(src / TRIPLES_CSV, TRIPLES_CSV, "table")], "csv"
-        elif all((src / IKRL_DIR / f).is_file() for f in IKRL_FILES.values()):
-            files = [(src / IKRL_DIR / f, f"{IKRL_DIR}/{f}", "table") for f in IKRL_FILES.values()]
-            fmt = "ikrl"
-        else:
-            raise SourceError(
-                f"no WN9-IMG triples here (neither {TRIPLES_CSV} nor {IKRL_DIR}/train.txt, "
-                "valid.txt, test.txt)",
-                path=src,
-                hint="point --source at a WN9-IMG mirror directory",
-            )
+        files, fmt = _triple_files(src)
         text = root / TEXT_TSV
         if not text.is_file():
             raise SourceError(
                 "WN9-IMG entity text not found",
                 path=text,
-                hint=f"{TEXT_TSV} has no public URL: pass --source DIR (or set "
-                "VLKGE_DATA_MIRROR so that $VLKGE_DATA_MIRROR/wn9-img exists) pointing at a "
-                "WN9-IMG mirror that holds it (entity,name,lemmas,definition from WordNet 3.0)",
+                hint="point --source at a WN9-IMG dump that holds it (entity,name,lemmas,definition from "
+                "WordNet 3.0), or leave the source unset to fetch the public files (the text is made "
+                "from WordNet 3.0), or use --source packaged (the copy inside the package)",
             )
         files.append((text, TEXT_TSV, "table"))
         keys = set(read_text_table(text)["entity"].to_list())
-        image_dir = _image_dir(root, crawl.get("images"))
-        if image_dir is not None:
-            for path in sorted(image_dir.rglob("*")):
-                rel = path.relative_to(image_dir)
+        packaged = (source or (params.get("crawl") or {}).get("source")) == PACKAGED
+        photos = image_dir(params, photo_dir() if packaged else root / DEFAULT_IMAGE_DIR)
+        if photos is not None:
+            for path in sorted(photos.rglob("*")):
+                rel = path.relative_to(photos)
                 if path.suffix.lower() in IMAGE_SUFFIXES and image_key(rel, keys) is not None:
                     files.append((path, f"{RAW_IMAGE_DIR}/{rel.as_posix()}", "image"))
         return crawl_files(
@@ -95,7 +162,7 @@ class Wn9ImgAdapter:
             files,
             dataset=dataset,
             source=src,
-            extra={"adapter": "wn9-img", "triples_format": fmt, "images": str(image_dir)},
+            extra={"adapter": "wn9-img", "triples_format": fmt, "images": str(photos)},
         )
 
     def clean(self, dataset: str, raw_dir: Path, graph_dir: Path, params: dict[str, Any]) -> Graph:
@@ -135,6 +202,7 @@ class Wn9ImgAdapter:
             triples,
             graph_dir,
             params,
+            unseen=unseen_mode(params, "drop"),  # the paper's transductive setting
             entities=entities,
             manifest=manifest,
             image_root=raw_dir.parent,
@@ -142,14 +210,19 @@ class Wn9ImgAdapter:
         )
 
 
-def _image_dir(root: Path, override: str | None) -> Path | None:
-    if override:
-        path = Path(override).expanduser()
-        if not path.is_dir():
-            raise SourceError("image directory not found", path=path, key="crawl.images")
-        return path
-    default = root / DEFAULT_IMAGE_DIR
-    return default if default.is_dir() else None
+def _triple_files(src: Path) -> tuple[list[tuple[Path, str, str]], str]:
+    """The triple files of a source (the paper CSV, else the IKRL split files) and their format."""
+    if src.is_file():
+        return [(src, TRIPLES_CSV, "table")], "csv"
+    if (src / TRIPLES_CSV).is_file():
+        return [(src / TRIPLES_CSV, TRIPLES_CSV, "table")], "csv"
+    if all((src / IKRL_DIR / f).is_file() for f in IKRL_FILES.values()):
+        return [(src / IKRL_DIR / f, f"{IKRL_DIR}/{f}", "table") for f in IKRL_FILES.values()], "ikrl"
+    raise SourceError(
+        f"no WN9-IMG triples here (neither {TRIPLES_CSV} nor {IKRL_DIR}/train.txt, valid.txt, test.txt)",
+        path=src,
+        hint="point --source at a WN9-IMG mirror directory",
+    )
 
 
 def image_key(rel: Path, keys: set[str]) -> str | None:
@@ -217,4 +290,4 @@ def render_text(table: pl.DataFrame, template: str) -> pl.Series:
     return pl.Series("text", [template.format(**row) for row in rows], dtype=pl.String)
 
 
-ADAPTERS.register("wn9-img")(Wn9ImgAdapter())
+ADAPTER = Wn9ImgAdapter()

@@ -12,8 +12,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 #: source folder → the package it is installed as
 FOLDERS = {ROOT / "vlkge": "vlkge", ROOT / "pipeline": "vlkge.pipeline"}
@@ -181,10 +179,6 @@ def test_no_import_cycles_in_the_package() -> None:
     assert cycles(edges) == []
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="pipeline/__init__ ↔ adapters: being untangled on the `data` branch (issue 10, item 5)",
-)
 def test_no_import_cycles_with_the_dataset_adapters() -> None:
     assert cycles(graph()) == []
 
@@ -219,8 +213,5 @@ def test_no_function_in_the_package_is_longer_than_80_lines() -> None:
     assert list(long_functions([n for n in modules() if not is_adapter(n)])) == []
 
 
-@pytest.mark.xfail(
-    strict=False, reason="pipeline/wikiart.py and assemble.py: being split on the `data` branch"
-)
 def test_no_function_in_the_dataset_adapters_is_longer_than_80_lines() -> None:
     assert list(long_functions([n for n in modules() if is_adapter(n)])) == []

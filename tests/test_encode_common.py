@@ -1,7 +1,7 @@
 """Shared helpers for the encode tests: small graphs over real images, one tiny-clip encoder.
 
-Real images are read from ../shared/data (never copied into the repository); bad files are
-written into each test's temporary dataset directory.
+Real images are the downscaled photos of tests/fixtures (tests/conftest.py: PHOTOS); bad files
+are written into each test's temporary dataset directory.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tests.conftest import FIXTURES, PHOTOS
 from vlkge.graph import Graph, write_graph
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-IMAGENET = SHARED / "wn9_img" / "images_imagenet1k_sample"
-WIKIART = SHARED / "wikiart" / "sample_images_asahi417"
+IMAGENET = PHOTOS
+WIKIART = FIXTURES / "wikiart_samples"
 
-needs_data = pytest.mark.skipif(not IMAGENET.is_dir(), reason="../shared/data not present")
+needs_data = pytest.mark.skipif(not IMAGENET.is_dir(), reason=f"test photos not found at {IMAGENET}")
 
 
 def imagenet(wnid: str) -> str:

@@ -243,6 +243,62 @@ def test_unseen_keep_is_inductive(tmp_path: Path) -> None:
     assert graph.protocol["inductive"] is True
 
 
+# valid/test triples with entities absent from train: e has text, f an image only, g neither;
+# r9 is a relation absent from train
+INDUCTIVE = TRIPLES + "a,r1,e,val\nf,r2,b,test\ng,r1,a,test\ne,r2,f,test\nb,r9,c,val\n"
+INDUCTIVE_ENTITIES = ENTITIES + "e,Epsilon,\nf,,images/f.jpg\ng,,\n"
+
+
+def inductive_input(root: Path) -> Path:
+    return toy_input(
+        root, **{"triples.csv": INDUCTIVE, "entities.csv": INDUCTIVE_ENTITIES, "images/f.jpg": b"\xff\xd8f"}
+    )
+
+
+def test_user_graphs_are_inductive_where_they_can_be(tmp_path: Path, caplog) -> None:
+    """The default for custom graphs (clean.unseen unset): unseen entities with text or an image
+    stay in valid/test; those with neither, and unseen relations, are dropped with a count."""
+    src = inductive_input(tmp_path / "in")
+    with caplog.at_level(logging.INFO, logger="vlkge.pipeline"):
+        graph = build(tmp_path, src)
+    kept = key_triples(graph)
+    assert {("a", "r1", "e", "valid"), ("f", "r2", "b", "test"), ("e", "r2", "f", "test")} <= kept
+    assert not {t for t in kept if "g" in (t[0], t[2]) or t[1] == "r9"}
+    assert "g" not in graph.entity_keys and "r9" not in graph.relation_keys
+    clean = graph.meta["clean"]
+    assert clean["unseen"] == "inductive"
+    assert clean["inductive"] == {
+        "kept": {"valid": 1, "test": 2},
+        "dropped_entity_without_text_or_image": {"valid": 0, "test": 1},
+        "dropped_relation_unseen_in_train": {"valid": 1, "test": 0},
+    }
+    assert clean["dropped"]["unseen_triples"] == {"valid": 1, "test": 1}
+    assert graph.meta["protocol"]["inductive"] is True
+    summary = caplog.text
+    assert "kept 1 valid and 2 test triple(s) whose entity unseen in train has text or an image" in summary
+    assert "dropped 1 whose unseen entity has neither and 1 with a relation never seen in train" in summary
+
+
+def test_inductive_mode_drops_an_entity_whose_image_is_missing(tmp_path: Path) -> None:
+    src = inductive_input(tmp_path / "in")
+    (src / "images" / "f.jpg").unlink()  # f keeps no modality at all
+    graph = build(tmp_path, src)
+    assert "f" not in graph.entity_keys
+    assert graph.meta["clean"]["inductive"]["dropped_entity_without_text_or_image"] == {"valid": 0, "test": 3}
+
+
+def test_inductive_with_nothing_unseen_is_transductive(tmp_path: Path) -> None:
+    graph = build(tmp_path, toy_input(tmp_path / "in"))
+    assert graph.meta["clean"]["unseen"] == "inductive"
+    assert graph.meta["protocol"]["inductive"] is False and "inductive" not in graph.meta["clean"]
+
+
+def test_drop_still_chosen_explicitly_for_user_graphs(tmp_path: Path) -> None:
+    graph = build(tmp_path, inductive_input(tmp_path / "in"), unseen="drop")
+    assert not {t for t in key_triples(graph) if t[3] != "train" and {"e", "f", "g"} & {t[0], t[2]}}
+    assert graph.meta["clean"]["dropped"]["unseen_triples"] == {"valid": 2, "test": 3}
+
+
 def test_bad_unseen_value(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"clean\.unseen"):
         build(tmp_path, toy_input(tmp_path / "in"), unseen="sometimes")

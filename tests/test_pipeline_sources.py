@@ -12,12 +12,18 @@ from pathlib import Path
 
 import pytest
 from vlkge.pipeline import sources
+from vlkge.pipeline.dumps import Dump, Pin
 from vlkge.pipeline.sources import copy_verified, crawl_files, crawl_source, read_manifest, resolve_source
 
 from vlkge.errors import InputError, SourceError
 
 PAYLOAD = b"head,relation,tail,mode\r\na,r,b,train\r\n"
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+def pinned(url: str, sha256: str) -> Dump:
+    """A one-file public dump ``ds``: ``triples.csv`` from ``url``."""
+    return Dump("ds", (Pin("triples.csv", url, sha256),))
 
 
 @pytest.fixture(autouse=True)
@@ -89,9 +95,14 @@ def test_env_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     other = tmp_path / "other"
     other.mkdir()
     assert resolve_source("my-set", str(other), None) == other
+    # no public dump: the error names what was tried
     with pytest.raises(SourceError, match="VLKGE_DATA_MIRROR") as err:
-        resolve_source("absent", None, {"url": "http://127.0.0.1:1/x.csv"})
+        resolve_source("absent", None, None)
     assert str(mirror / "absent") in str(err.value)
+    # a public dump: on to the cache and its URLs (here unreachable: the error names the file)
+    with pytest.raises(SourceError, match="could not be fetched") as err:
+        resolve_source("absent", None, pinned("http://127.0.0.1:1/x.csv", PAYLOAD_SHA))
+    assert "triples.csv from http://127.0.0.1:1/x.csv" in str(err.value)
 
 
 def test_no_source_no_mirror_no_url() -> None:
@@ -103,7 +114,7 @@ def test_file_url_with_pinned_hash(tmp_path: Path) -> None:
     src = tmp_path / "triples.csv"
     src.write_bytes(PAYLOAD)
     url = src.as_uri()
-    path = resolve_source("ds", url, {"url": "https://example.org/triples.csv", "sha256": PAYLOAD_SHA})
+    path = resolve_source("ds", url, pinned("https://example.org/triples.csv", PAYLOAD_SHA))
     assert path.read_bytes() == PAYLOAD
     assert path.is_relative_to(tmp_path / "cache")
     assert not list(path.parent.glob(".*tmp"))
@@ -114,7 +125,7 @@ def test_file_url_wrong_hash_is_refused_and_not_kept(tmp_path: Path) -> None:
     src.write_bytes(PAYLOAD)
     bad = "0" * 64
     with pytest.raises(SourceError) as err:
-        resolve_source("ds", src.as_uri(), {"url": "https://example.org/triples.csv", "sha256": bad})
+        resolve_source("ds", src.as_uri(), pinned("https://example.org/triples.csv", bad))
     message = str(err.value)
     assert "triples.csv" in message and bad in message and PAYLOAD_SHA in message
     assert "retry" in message  # says what to do
@@ -124,16 +135,16 @@ def test_file_url_wrong_hash_is_refused_and_not_kept(tmp_path: Path) -> None:
 def test_unpinned_url_of_another_file_is_not_checked(tmp_path: Path) -> None:
     src = tmp_path / "mine.csv"
     src.write_bytes(PAYLOAD)
-    pinned = {"url": "https://example.org/triples.csv", "sha256": "0" * 64}
-    assert resolve_source("ds", src.as_uri(), pinned).read_bytes() == PAYLOAD
+    dump = pinned("https://example.org/triples.csv", "0" * 64)
+    assert resolve_source("ds", src.as_uri(), dump).read_bytes() == PAYLOAD
 
 
 def test_public_url_over_http_and_cache(served: tuple[str, list[str]]) -> None:
     base, requests = served
-    pinned = {"url": f"{base}/triples.csv", "sha256": PAYLOAD_SHA}
-    first = resolve_source("ds", None, pinned)
-    assert first.read_bytes() == PAYLOAD
-    again = resolve_source("ds", None, pinned)
+    dump = pinned(f"{base}/triples.csv", PAYLOAD_SHA)
+    first = resolve_source("ds", None, dump)
+    assert (first / "triples.csv").read_bytes() == PAYLOAD
+    again = resolve_source("ds", None, dump)
     assert again == first
     assert requests == ["/triples.csv"]  # the verified cached copy is reused
 
@@ -141,7 +152,7 @@ def test_public_url_over_http_and_cache(served: tuple[str, list[str]]) -> None:
 def test_public_url_wrong_hash(served: tuple[str, list[str]]) -> None:
     base, _ = served
     with pytest.raises(SourceError, match="sha256 mismatch") as err:
-        resolve_source("ds", None, {"url": f"{base}/triples.csv", "sha256": "f" * 64})
+        resolve_source("ds", None, pinned(f"{base}/triples.csv", "f" * 64))
     assert PAYLOAD_SHA in str(err.value) and "f" * 64 in str(err.value)
 
 

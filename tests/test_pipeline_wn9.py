@@ -1,23 +1,35 @@
-"""The ``wn9-img`` adapter: real WN9-IMG counts, CSV vs IKRL, images, text, sources."""
+"""The ``wn9-img`` adapter: real WN9-IMG counts (the packaged paper CSV and WordNet text, the test
+photos), CSV vs IKRL, images, text from WordNet 3.0, sources (packaged, mirror, public URLs
+through a local HTTP server)."""
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
+import shutil
+import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from vlkge.pipeline import adapter_for, wn9_img
+from vlkge.pipeline import adapter_for, wikiart, wn9_img, wordnet
+from vlkge.pipeline.dumps import Derived, Dump, Pin, dump_dir
 
+from tests.conftest import MIRROR, PHOTOS, WN9_FIXTURE
+from tests.http_mirror import serve
 from vlkge.config import default_params
-from vlkge.errors import ConfigError, SourceError
+from vlkge.errors import ConfigError, InputError, SourceError
 from vlkge.fileio import sha256_file
 from vlkge.graph import Graph
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "wn9_img"
-needs_shared = pytest.mark.skipif(
-    not (SHARED / "wn9_img_triples.csv").is_file(),
-    reason=f"shared WN9-IMG data not found at {SHARED}",
-)
+DEBIAN_WORDNET = Path("/usr/share/wordnet/data.noun")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VLKGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("VLKGE_DATA_MIRROR", raising=False)
 
 
 def build(ds: Path, source: str | None, **overrides: Any) -> Graph:
@@ -38,23 +50,26 @@ def key_triples(graph: Graph) -> set[tuple[str, str, str, str]]:
 
 @pytest.fixture(scope="module")
 def csv_graph(tmp_path_factory: pytest.TempPathFactory) -> Graph:
-    if not (SHARED / "wn9_img_triples.csv").is_file():
-        pytest.skip(f"shared WN9-IMG data not found at {SHARED}")
-    return build(tmp_path_factory.mktemp("wn9csv") / "wn9-img", str(SHARED))
+    """The full WN9-IMG from the package's own copy of the paper CSV and the WordNet text, with
+    the 12 test photos."""
+    base = tmp_path_factory.mktemp("wn9csv")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VLKGE_CACHE", str(base / "cache"))
+        return build(base / "wn9-img", "packaged", crawl={"images": str(PHOTOS)})
 
 
-@needs_shared
 def test_counts_from_the_paper_csv(csv_graph: Graph) -> None:
     summary = csv_graph.summary()
     assert summary["entities"] == 6555 and summary["relations"] == 9
     assert summary["triples"] == {"train": 11741, "valid": 1337, "test": 1319}
-    assert summary["modalities"] == {"text": 6555, "image": 399, "both": 399, "none": 0}
+    assert summary["modalities"] == {"text": 6555, "image": 12, "both": 12, "none": 0}
     assert csv_graph.meta["inputs"]["files"]["wn9_img_triples.csv"] == wn9_img.PUBLIC_TRIPLES_SHA256
-    assert csv_graph.meta["inputs"]["images"] == 399
+    assert csv_graph.meta["inputs"]["files"][wn9_img.TEXT_TSV] == wn9_img.TEXT_SHA256
+    assert csv_graph.meta["inputs"]["images"] == 12
     assert csv_graph.meta["clean"]["warnings"] == []
+    assert csv_graph.meta["clean"]["unseen"] == "drop"  # clean.unseen unset: the paper's transductive setting
 
 
-@needs_shared
 def test_entity_text_and_images(csv_graph: Graph) -> None:
     rows = {r["key"]: r for r in csv_graph.entities.iter_rows(named=True)}
     goldfish = rows["n01443537"]
@@ -63,24 +78,159 @@ def test_entity_text_and_images(csv_graph: Graph) -> None:
     assert goldfish["images"] == ["raw/images/n01443537.JPEG"]
     assert goldfish["type"] is None
     img = csv_graph.root.parent / goldfish["images"][0]
-    assert img.read_bytes() == (SHARED / "images_imagenet1k_sample" / "n01443537.JPEG").read_bytes()
+    assert img.read_bytes() == (PHOTOS / "n01443537.JPEG").read_bytes()
 
 
-@needs_shared
-def test_ikrl_release_gives_the_same_graph(tmp_path: Path, csv_graph: Graph) -> None:
+def test_ikrl_release_gives_the_same_graph(tmp_path: Path) -> None:
+    csv_graph = build(tmp_path / "csv" / "wn9-img", str(WN9_FIXTURE))
     src = tmp_path / "ikrl_only"  # the IKRL files and the text, no CSV, no images
     src.mkdir()
-    (src / "ikrl_raw").symlink_to(SHARED / "ikrl_raw")
-    (src / "text").symlink_to(SHARED / "text")
+    (src / "ikrl_raw").symlink_to(WN9_FIXTURE / "ikrl_raw")
+    (src / "text").symlink_to(WN9_FIXTURE / "text")
     graph = build(tmp_path / "wn9-img", str(src))
-    assert key_triples(graph) == key_triples(csv_graph)
-    assert graph.summary()["entities"] == 6555
+    assert key_triples(graph) == key_triples(csv_graph) and len(key_triples(graph)) > 80
+    assert graph.summary()["entities"] == csv_graph.summary()["entities"]
+    assert csv_graph.summary()["modalities"]["image"] == 12
     assert graph.summary()["modalities"]["image"] == 0  # no image directory given
 
 
-@needs_shared
-def test_pinned_hash_matches_the_shared_csv() -> None:
-    assert sha256_file(SHARED / "wn9_img_triples.csv") == wn9_img.PUBLIC_TRIPLES_SHA256
+def test_packaged_copies_are_the_pinned_files(tmp_path: Path) -> None:
+    root = wn9_img.packaged_source()
+    assert sha256_file(root / wn9_img.TRIPLES_CSV) == wn9_img.PUBLIC_TRIPLES_SHA256
+    assert sha256_file(root / wn9_img.TEXT_TSV) == wn9_img.TEXT_SHA256
+    assert root.is_relative_to(tmp_path / "cache")
+    assert len(wn9_img.entity_order()) == 6555
+
+
+def fixture_text_rows() -> list[str]:
+    return (WN9_FIXTURE / "text" / "wn9_entity_text_wordnet30.tsv").read_text(encoding="utf-8").splitlines()
+
+
+def test_text_from_a_real_slice_of_wordnet_equals_the_mirror_rows() -> None:
+    rows = fixture_text_rows()
+    entities = [line.split("\t", 1)[0] for line in rows[1:]]
+    derived = wordnet.entity_text(WN9_FIXTURE / "wordnet" / "data.noun", entities)
+    assert derived.splitlines() == rows
+    assert any('""' in line for line in rows)  # a gloss with quoted examples, quoted as csv writes it
+
+
+def test_text_from_wordnet_names_a_missing_synset() -> None:
+    with pytest.raises(InputError, match="n99999999") as err:
+        wordnet.entity_text(WN9_FIXTURE / "wordnet" / "data.noun", ["n01443537", "n99999999"])
+    assert "data.noun" in str(err.value)
+
+
+@pytest.mark.skipif(
+    not DEBIAN_WORDNET.is_file(), reason="WordNet 3.0 not installed (apt-get install wordnet-base)"
+)
+def test_text_from_debian_wordnet_equals_the_packaged_text_byte_for_byte() -> None:
+    derived = wordnet.entity_text(DEBIAN_WORDNET, wn9_img.entity_order()).encode("utf-8")
+    assert hashlib.sha256(derived).hexdigest() == wn9_img.TEXT_SHA256
+    packaged = wn9_img.packaged_source() / wn9_img.TEXT_TSV
+    assert derived == packaged.read_bytes()
+    mirrored = MIRROR / "wn9_img" / wn9_img.TEXT_TSV
+    if mirrored.is_file():
+        assert derived == mirrored.read_bytes()
+
+
+@pytest.mark.mirror
+def test_every_pin_matches_the_mirror() -> None:
+    """The pinned sha256s (checked against the public repositories' git blobs when they were
+    pinned) are those of the mirror's files."""
+    dumps = {"wn9_img": wn9_img.public_dump(), "wikiart": wikiart.public_dump()}
+    checked = 0
+    for name, dump in dumps.items():
+        for pin in (*dump.pins, *(Pin(d.path, "", d.sha256) for d in dump.derived)):
+            file = MIRROR / name / pin.path
+            assert file.is_file(), file
+            assert sha256_file(file) == pin.sha256, file
+            assert pin.size is None or file.stat().st_size == pin.size
+            checked += 1
+    assert checked == 401 + 45
+
+
+def public_dump_of_fixtures(base: str, www: Path) -> Dump:
+    """The WN9 fixture laid out at ``www`` as its public sources are (the CSV, a WordNet 3.0
+    archive holding the fixture's slice of dict/data.noun, the photos under their upstream
+    names) and a Dump pinning them at ``base``: the real adapter code, smaller files."""
+    (www / "vl-kge").mkdir(parents=True)
+    shutil.copy(WN9_FIXTURE / "wn9_img_triples.csv", www / "vl-kge" / "wn9_img_triples.csv")
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:bz2") as tar:
+        tar.add(WN9_FIXTURE / "wordnet" / "data.noun", arcname="WordNet-3.0/dict/data.noun")
+    (www / "WordNet-3.0.tar.bz2").write_bytes(archive.getvalue())
+    photos = []
+    for photo in sorted(PHOTOS.glob("*.JPEG")):
+        upstream = www / "imagenet-sample-images" / f"{photo.stem}_photo.JPEG"
+        upstream.parent.mkdir(exist_ok=True)
+        shutil.copy(photo, upstream)
+        rel = f"{wn9_img.DEFAULT_IMAGE_DIR}/{photo.name}"
+        photos.append(
+            Pin(
+                rel,
+                f"{base}/imagenet-sample-images/{upstream.name}",
+                sha256_file(photo),
+                photo.stat().st_size,
+            )
+        )
+
+    def pin(rel: str, url_path: str, use: str = "input") -> Pin:
+        data = (www / url_path).read_bytes()
+        return Pin(rel, f"{base}/{url_path}", hashlib.sha256(data).hexdigest(), len(data), use)
+
+    triples = pin(wn9_img.TRIPLES_CSV, "vl-kge/wn9_img_triples.csv")
+    source = pin(wn9_img.WORDNET_ARCHIVE, "WordNet-3.0.tar.bz2", "source")
+    text_sha = sha256_file(WN9_FIXTURE / "text" / "wn9_entity_text_wordnet30.tsv")
+    text = Derived(wn9_img.TEXT_TSV, text_sha, (source,), wn9_img._text_from_wordnet, "WordNet 3.0")
+    return Dump("wn9_img", (triples, *photos), (text,), wn9_img.packaged_source)
+
+
+def test_download_path_end_to_end_through_a_local_server(tmp_path: Path, monkeypatch) -> None:
+    """No source, no mirror: the adapter fetches every pinned file (one photo's transfer cut
+    half-way and resumed), makes the text from the WordNet archive, and builds the graph."""
+    www = tmp_path / "www"
+    entities = [line.split("\t", 1)[0] for line in fixture_text_rows()[1:]]
+    monkeypatch.setattr(wn9_img, "entity_order", lambda: entities)
+    with serve(www) as server:
+        dump = public_dump_of_fixtures(server.url, www)
+        monkeypatch.setattr(wn9_img, "public_dump", lambda: dump)
+        cut = "/imagenet-sample-images/n02129165_photo.JPEG"
+        server.cut[cut] = 2000
+        graph = build(tmp_path / "wn9-img", None)
+    assert key_triples(graph) == key_triples(build(tmp_path / "fixture" / "wn9-img", str(WN9_FIXTURE)))
+    assert graph.summary()["modalities"]["image"] == 12
+    root = dump_dir(dump)
+    assert (root / wn9_img.TEXT_TSV).read_bytes() == (WN9_FIXTURE / wn9_img.TEXT_TSV).read_bytes()
+    assert [r for r in server.requests if r[0] == cut] == [(cut, None), (cut, "bytes=2000-")]
+    requests = len(server.requests)
+    with serve(www) as again:  # a second crawl reads the verified cache: nothing fetched
+        monkeypatch.setattr(wn9_img, "public_dump", lambda: dump)
+        build(tmp_path / "again" / "wn9-img", None)
+        assert again.requests == [] and requests > 12
+
+
+def test_download_path_offline_names_every_missing_file(tmp_path: Path, monkeypatch) -> None:
+    www = tmp_path / "www"
+    with serve(www) as server:
+        dump = public_dump_of_fixtures(server.url, www)
+    monkeypatch.setattr(wn9_img, "public_dump", lambda: dump)  # the server is gone
+    with pytest.raises(SourceError) as err:
+        build(tmp_path / "wn9-img", None)
+    message = str(err.value)
+    assert "14 file(s) of the wn9_img dump could not be fetched" in message  # CSV, archive, 12 photos
+    listing = list(csv.reader((dump_dir(dump) / "MISSING.tsv").open(), delimiter="\t"))
+    assert {row[0] for row in listing[1:]} == {p.path for p in dump.pins} | {wn9_img.WORDNET_ARCHIVE}
+    assert all(
+        row[1].startswith(server.url) and row[2].startswith(str(dump_dir(dump))) for row in listing[1:]
+    )
+
+
+def test_packaged_source_with_photos_from_the_cache(tmp_path: Path) -> None:
+    photos = dump_dir(wn9_img.public_dump()) / wn9_img.DEFAULT_IMAGE_DIR
+    shutil.copytree(PHOTOS, photos)
+    graph = build(tmp_path / "wn9-img", "packaged")
+    assert graph.summary()["modalities"] == {"text": 6555, "image": 12, "both": 12, "none": 0}
+    assert graph.meta["inputs"]["source"] == str(wn9_img.packaged_source())
 
 
 # ----------------------------------------------------------------- a tiny WN9-shaped dump
@@ -148,28 +298,12 @@ def test_text_template(tmp_path: Path) -> None:
     assert "clean.text_template" in str(err.value) and "{definition}" in str(err.value)
 
 
-def test_missing_text_says_there_is_no_public_url(tmp_path: Path) -> None:
+def test_missing_text_says_where_to_get_it(tmp_path: Path) -> None:
     src = tiny_source(tmp_path / "src")
     (src / "text" / "wn9_entity_text_wordnet30.tsv").unlink()
-    with pytest.raises(SourceError, match="no public URL") as err:
+    with pytest.raises(SourceError, match="entity text not found") as err:
         build(tmp_path / "wn9-img", str(src))
-    assert "wn9_entity_text_wordnet30.tsv" in str(err.value)
-
-
-def test_public_url_download_is_verified(tmp_path: Path, monkeypatch) -> None:
-    """No source, no mirror: the pinned public URL is fetched and checked (here a file:// URL)."""
-    monkeypatch.setenv("VLKGE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("VLKGE_DATA_MIRROR", raising=False)
-    src = tiny_source(tmp_path / "src")
-    url = (src / "wn9_img_triples.csv").as_uri()
-    monkeypatch.setattr(wn9_img, "PINNED", {"url": url, "sha256": "0" * 64})
-    with pytest.raises(SourceError, match="sha256 mismatch"):
-        build(tmp_path / "wn9-img", None)
-    good = sha256_file(src / "wn9_img_triples.csv")
-    monkeypatch.setattr(wn9_img, "PINNED", {"url": url, "sha256": good})
-    # the download is fine, but the entity text has no public URL: a clear error says so
-    with pytest.raises(SourceError, match="no public URL"):
-        build(tmp_path / "wn9-img", None)
+    assert "wn9_entity_text_wordnet30.tsv" in str(err.value) and "--source packaged" in str(err.value)
 
 
 def test_env_mirror_finds_the_dump(tmp_path: Path, monkeypatch) -> None:

@@ -1,29 +1,35 @@
-"""WikiArt-MKG v1 built from the real scrape (shared/data/wikiart): relations, split, leakage."""
+"""WikiArt-MKG v1 built from the real scrape (the data mirror's wikiart/): relations, split, leakage."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
 import pytest
 from vlkge.pipeline import wikiart
 
-SCRAPE = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikiart" / "wikiart_scrape_yangyuwang"
+from tests.conftest import MIRROR
+
+SCRAPE = MIRROR / "wikiart" / "wikiart_scrape_yangyuwang"
+pytestmark = pytest.mark.mirror
 
 
 @pytest.fixture(scope="module")
-def v1() -> wikiart.WikiArtBuild:
+def v1() -> SimpleNamespace:
     if not (SCRAPE / "artist_data_new.csv").is_file():
         pytest.skip(f"WikiArt scrape not found at {SCRAPE}")
-    spec = wikiart.wikiart_spec({"clean": {}})
+    params = {"clean": {}}
+    spec = wikiart.wikiart_spec(params)
     csvs = sorted((SCRAPE / "artwork_data").glob("*.csv"))
-    return wikiart.build_wikiart(
+    tables = wikiart.build_wikiart(
         csvs, SCRAPE / "artist_data_new.csv", [], SCRAPE, list(wikiart.V1_RELATIONS), spec, seed=42
     )
+    graph = wikiart.assemble_wikiart(tables, params)
+    return SimpleNamespace(**vars(graph), protocol=tables.protocol, report=tables.report)
 
 
-def test_real_v1_counts_and_no_leak(v1: wikiart.WikiArtBuild) -> None:
+def test_real_v1_counts_and_no_leak(v1: SimpleNamespace) -> None:
     assert v1.relations["key"].to_list() == list(wikiart.V1_RELATIONS)
     bad = v1.report["bad_input"]
     assert bad["rows"] == 206_011 and bad["duplicate_url_rows"] == 206_011 - 174_353

@@ -1,5 +1,6 @@
-"""A tiny multimodal graph for the VL tests: texts for every entity, real ImageNet photos (from
-the shared data) for some, and a train split that leaves one entity unseen (inductive)."""
+"""A tiny multimodal graph for the VL tests: texts for every entity, real ImageNet photos (the
+test fixtures' downscaled ones) for some, and a train split that leaves one entity unseen
+(inductive)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tests.conftest import triples_frame
+from tests.conftest import PHOTOS, triples_frame
 from vlkge.graph import Graph, write_graph
 
-IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "wn9_img" / "images_imagenet1k_sample"
+IMAGES = PHOTOS
 NUM_ENTITIES = 24
 NUM_RELATIONS = 2
 UNSEEN = 23  # occurs in test only

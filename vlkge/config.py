@@ -48,7 +48,7 @@ class CrawlConfig:
 
 @dataclass(frozen=True)
 class CleanConfig:
-    unseen: str
+    unseen: str | None  # null: the dataset adapter's own choice
     allow_unlisted_entities: bool
     text_template: str
     wikiart: Mapping[str, Any]
@@ -333,7 +333,11 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("train.patience", lambda v: v > 0, "must be positive"),
     ("evaluate.batch_size", lambda v: v > 0, "must be positive"),
     ("train.device", _device_ok, "use auto, cpu or cuda[:N]"),
-    ("clean.unseen", lambda v: v in ("drop", "fail", "keep"), "use drop, fail or keep"),
+    (
+        "clean.unseen",
+        lambda v: v in (None, "drop", "fail", "keep", "inductive"),
+        "use drop, fail, keep, inductive",
+    ),
     ("evaluate.protocol", lambda v: v in ("correct", "paper"), "use correct or paper"),
     ("evaluate.directions", lambda v: v in (None, "both", "tail"), "use both or tail"),
     ("evaluate.candidate_pools", lambda v: v in (None, "all", "per_relation"), "use all or per_relation"),

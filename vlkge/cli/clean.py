@@ -1,4 +1,4 @@
-"""``vlkge clean [DATASET] [--unseen drop|fail|keep]``."""
+"""``vlkge clean [DATASET] [--unseen drop|fail|keep|inductive]``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def command(
     unseen: str | None = typer.Option(
         None,
         "--unseen",
-        help="valid/test entities or relations unseen in train: drop | fail | keep",
+        help="valid/test entities or relations unseen in train: drop | fail | keep | inductive",
     ),
 ) -> None:
     """Build the canonical graph data/<dataset>/graph from the crawled inputs."""

@@ -1,4 +1,4 @@
-"""``vlkge crawl [DATASET] [--source DIR|URL] [--images DIR]``."""
+"""``vlkge crawl [DATASET] [--source DIR|URL|packaged] [--images DIR]``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def command(
     dataset: str | None = typer.Argument(
         None, help="wn9-img | wikiart-v1 | wikiart-v2 | custom:<name> (default: params)"
     ),
-    source: str | None = typer.Option(None, "--source", help="Directory or URL of the dump."),
+    source: str | None = typer.Option(None, "--source", help="Directory or URL of the dump, or 'packaged'."),
     images: str | None = typer.Option(None, "--images", help="Directory of entity images."),
 ) -> None:
     """Copy and verify a dataset's inputs into data/<dataset>/raw."""
