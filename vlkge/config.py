@@ -67,6 +67,8 @@ class ModelConfig:
     fusion_options: Mapping[str, Any]
     imaginary: str
     features: str | None
+    similarity: float
+    without_structure: str
 
     @property
     def multimodal(self) -> bool:
@@ -90,6 +92,7 @@ class TrainConfig:
     device: str
     threads: int
     projection_lr: float
+    shared_optimizer: str | None
     structure_dropout: float
     frozen: bool
     finetune_lr: float
@@ -343,6 +346,8 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("evaluate.candidate_pools", lambda v: v in (None, "all", "per_relation"), "use all or per_relation"),
     ("model.p_norm", lambda v: v in (1, 2), "use 1 or 2"),
     ("model.imaginary", lambda v: v in ("projection", "gated"), "use projection or gated"),
+    ("model.similarity", lambda v: v >= 0, "must be >= 0 (0: no similarity prior)"),
+    ("model.without_structure", lambda v: v in ("features", "neutral"), "use features or neutral"),
 ]
 
 
@@ -359,6 +364,12 @@ def check_values(params: Params) -> None:
         value = get(params, dotted)
         if value not in registry:
             raise ConfigError(f"unknown {registry.kind} {value!r}", key=dotted, hint=registry.hint())
+    shared = params["train"]["shared_optimizer"]
+    if shared is not None and shared not in CHOICES["train.optimizer"]:
+        registry = CHOICES["train.optimizer"]
+        raise ConfigError(
+            f"unknown {registry.kind} {shared!r}", key="train.shared_optimizer", hint=registry.hint()
+        )
     parse_modalities(params["model"]["modalities"])
 
 

@@ -76,7 +76,7 @@ class DistributedTrainer(Trainer):
         self.spec = replace(self.spec, batch_size=max(1, self.spec.batch_size // self.world))
         device_ids = [self.device.index or 0] if self.device.type == "cuda" else None
         # layers shared by all entities (projections of modalities a batch may not touch)
-        shared = bool(self.model.entity.shared_parameters())
+        shared = bool(self.model.shared_parameters())
         self.ddp = nn.parallel.DistributedDataParallel(
             _BatchLoss(self), device_ids=device_ids, find_unused_parameters=shared
         )

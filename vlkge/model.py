@@ -4,6 +4,13 @@ The entity representations are a structural table (``model.modalities: [structur
 path) or fused multimodal ones (:mod:`vlkge.representations.multimodal`); both answer one
 interface (:class:`~vlkge.representations.base.EntityRepresentation`). The interaction holds no
 rows, only parameters of its own when it has any.
+
+A model that reads features may add a **similarity prior** (``model.similarity`` > 0): the score
+of (h, r, t) is the backbone's plus ``w_r · sim(h, t)``, the feature similarity of the two entities
+(:meth:`~vlkge.representations.base.EntityRepresentation.similarity`: mean cosine over shared
+modalities, 0 for an entity with itself) weighed by a learned per-relation weight ``w`` [R]
+(starting at ``model.similarity``). Untrained, it ranks like a nearest-neighbour lookup over the
+features; training sets how far each relation trusts it next to the backbone.
 """
 
 from __future__ import annotations
@@ -17,7 +24,12 @@ from torch import Tensor, nn
 from vlkge.config import Config
 from vlkge.features.inputs import EntityInputs
 from vlkge.interactions import Interaction, make_interaction
-from vlkge.representations import EntityRepresentation, MultimodalRepresentation, StructuralEmbedding
+from vlkge.representations import (
+    BatchRows,
+    EntityRepresentation,
+    MultimodalRepresentation,
+    StructuralEmbedding,
+)
 
 
 class KGEModel(nn.Module):
@@ -35,6 +47,7 @@ class KGEModel(nn.Module):
         interaction: Interaction,
         init: str = "xavier_uniform",
         entity: EntityRepresentation | None = None,
+        similarity: float = 0.0,
     ) -> None:
         super().__init__()
         self.interaction = interaction
@@ -42,20 +55,56 @@ class KGEModel(nn.Module):
         self.entity = entity or StructuralEmbedding(num_entities, interaction.entity_width, init)
         self.relation = StructuralEmbedding(num_relations, interaction.relation_width, init)
         interaction.init_relations(self.relation.weight.data)
+        self.similarity_weight = None
+        if similarity > 0:
+            if self.entity.similarity_to_all(torch.zeros(1, dtype=torch.long)) is None:
+                raise ValueError("the similarity prior needs entity representations with features")
+            self.similarity_weight = nn.Parameter(torch.full((num_relations,), float(similarity)))
 
     @property
     def num_entities(self) -> int:
         return self.entity.num_entities
 
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """Dense parameters every entity goes through: the representations' shared layers and the
+        similarity weights (trained at ``train.projection_lr``)."""
+        extra = [] if self.similarity_weight is None else [self.similarity_weight]
+        return self.entity.shared_parameters() + extra
+
     def entity_rows(self, ids: Tensor, table: Tensor | None = None) -> Tensor:
         """ids [*] → [*, w]: rows of a batch's ``table``, or of the entity representations."""
         return self.entity(ids) if table is None else table[ids]
 
+    def prior(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor | float:
+        """The similarity prior w_r · sim(h, t) of global entity ids [*] (0 without one)."""
+        if self.similarity_weight is None:
+            return 0.0
+        return self.similarity_weight[r] * self.entity.similarity(h, t)
+
     def score_hrt(self, h: Tensor, r: Tensor, t: Tensor, table: Tensor | None = None) -> Tensor:
-        """Id tensors of one broadcastable shape [*] → scores [*]."""
-        return self.interaction.score(
+        """Global id tensors of one broadcastable shape [*] (positions in ``table`` when given,
+        which has no prior: see :meth:`score_batch`) → scores [*]."""
+        score = self.interaction.score(
             self.entity_rows(h, table), self.relation(r), self.entity_rows(t, table)
         )
+        return score if table is not None else score + self.prior(h, r, t)
+
+    def score_batch(self, rows: BatchRows, corrupt_head: Tensor) -> tuple[Tensor, Tensor]:
+        """A training step's scores: (positives [B], sampled corruptions [B, K]) of the batch in
+        ``rows`` (:meth:`EntityRepresentation.for_batch`), corrupt_head [B, K] bool."""
+        batch, replacement = rows.batch, rows.replacement
+        h, r, t = batch[:, 0], batch[:, 1], batch[:, 2]
+        positive = self.interaction.score(
+            self.entity_rows(h, rows.table), self.relation(r), self.entity_rows(t, rows.table)
+        )
+        negative = self.score_negatives(batch, replacement, corrupt_head, rows.table)
+        if self.similarity_weight is not None:
+            gh, gt, gx = rows.global_ids(h), rows.global_ids(t), rows.global_ids(replacement)
+            positive = positive + self.prior(gh, r, gt)
+            heads = torch.where(corrupt_head, gx, gh.unsqueeze(1))
+            tails = torch.where(corrupt_head, gt.unsqueeze(1), gx)
+            negative = negative + self.prior(heads, r.unsqueeze(1), tails)
+        return positive, negative
 
     def score_negatives(
         self, batch: Tensor, index: Tensor, corrupt_head: Tensor, table: Tensor | None = None
@@ -74,12 +123,21 @@ class KGEModel(nn.Module):
     def score_tails(self, h: Tensor, r: Tensor, candidates: Tensor | None = None) -> Tensor:
         """h, r [B] → scores [B, N] against all entities (or ``candidates`` [N, w])."""
         cand = self.entity.all() if candidates is None else candidates
-        return self.interaction.score_tails(self.entity(h), self.relation(r), cand)
+        scores = self.interaction.score_tails(self.entity(h), self.relation(r), cand)
+        return self._prior_to_all(scores, h, r)
 
     def score_heads(self, r: Tensor, t: Tensor, candidates: Tensor | None = None) -> Tensor:
         """r, t [B] → scores [B, N] of every entity as the head."""
         cand = self.entity.all() if candidates is None else candidates
-        return self.interaction.score_heads(self.relation(r), self.entity(t), cand)
+        scores = self.interaction.score_heads(self.relation(r), self.entity(t), cand)
+        return self._prior_to_all(scores, t, r)
+
+    def _prior_to_all(self, scores: Tensor, anchor: Tensor, r: Tensor) -> Tensor:
+        """scores [B, N] of queries about ``anchor`` [B] under relations ``r`` [B], plus the prior
+        (the similarity is symmetric, so one form serves head and tail queries)."""
+        if self.similarity_weight is None:
+            return scores
+        return scores + self.similarity_weight[r].unsqueeze(1) * self.entity.similarity_to_all(anchor)
 
 
 def build_model(
@@ -109,5 +167,7 @@ def build_model(
             fusion_options=spec.fusion_options,
             imaginary=spec.imaginary,
             init=spec.init,
+            without_structure=spec.without_structure,
         )
-    return KGEModel(num_entities, num_relations, interaction, spec.init, entity=entity)
+    similarity = spec.similarity if entity is not None else 0.0
+    return KGEModel(num_entities, num_relations, interaction, spec.init, entity=entity, similarity=similarity)

@@ -59,3 +59,30 @@ class RowAdagrad(torch.optim.Adagrad):
         total = state["sum"].index_select(0, rows).addcmul_(summed, summed)
         state["sum"].index_copy_(0, rows, total)
         param.index_add_(0, rows, summed / total.sqrt_().add_(group["eps"]), alpha=-clr)
+
+
+class OptimizerPair:
+    """Two optimisers stepped together: the tables' (``train.optimizer``) and the shared dense
+    layers' (``train.shared_optimizer``), with one state dict for checkpoints."""
+
+    def __init__(self, tables: torch.optim.Optimizer, shared: torch.optim.Optimizer) -> None:
+        self.parts = (tables, shared)
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [g for part in self.parts for g in part.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for part in self.parts:
+            part.step()
+
+    def state_dict(self) -> dict:
+        return {"parts": [part.state_dict() for part in self.parts]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for part, part_state in zip(self.parts, state["parts"], strict=True):
+            part.load_state_dict(part_state)

@@ -28,8 +28,9 @@ from vlkge.fileio import remove_temporaries, write_json_atomic
 from vlkge.finetune import EncoderTuner
 from vlkge.graph import Graph
 from vlkge.model import KGEModel, build_model
+from vlkge.optim import OptimizerPair
 from vlkge.ranking import Filters
-from vlkge.representations import EntityRepresentation
+from vlkge.representations import BatchRows, EntityRepresentation
 from vlkge.runs import (
     CHECKPOINT,
     CONFIG,
@@ -55,11 +56,11 @@ def parameter_groups(
     model: KGEModel, spec: TrainConfig, tuner: EncoderTuner | None = None
 ) -> list[dict[str, Any]]:
     """Tables (and the backbone's own parameters) at ``train.lr``; the shared layers of multimodal
-    representations (projections, fusion, imaginary part) at ``train.projection_lr``: one dense
-    matrix gets a gradient from every entity, and a per-coordinate optimiser step of ``lr`` would
-    move every projected vector far more than a table row moves; the encoder's unfrozen layers at
-    ``train.finetune_lr``."""
-    shared = model.entity.shared_parameters()
+    models (projections, fusion, imaginary part, similarity weights) at ``train.projection_lr``:
+    one dense matrix gets a gradient from every entity, and a per-coordinate optimiser step of
+    ``lr`` would move every projected vector far more than a table row moves; the encoder's
+    unfrozen layers at ``train.finetune_lr``. Groups after the first are the shared ones."""
+    shared = model.shared_parameters()
     ids = {id(p) for p in shared}
     groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if id(p) not in ids]}]
     if shared:
@@ -67,6 +68,16 @@ def parameter_groups(
     if tuner is not None:
         groups.append({"params": tuner.parameters(), "lr": spec.finetune_lr})
     return groups
+
+
+def make_optimizer(groups: list[dict[str, Any]], spec: TrainConfig) -> Any:
+    """``train.optimizer`` over every group, or — with ``train.shared_optimizer`` set and shared
+    groups present — that one over the shared groups and ``train.optimizer`` over the tables."""
+    tables = OPTIMIZERS.get(spec.optimizer)
+    if spec.shared_optimizer is None or len(groups) == 1:
+        return tables(groups, lr=spec.lr)
+    shared = OPTIMIZERS.get(spec.shared_optimizer)
+    return OptimizerPair(tables(groups[:1], lr=spec.lr), shared(groups[1:], lr=spec.projection_lr))
 
 
 def missing_entities(reps: EntityRepresentation, graph: Graph) -> list[str]:
@@ -146,9 +157,7 @@ class Trainer:
         )
         touched = self.spec.batch_size * (self.spec.negatives + 2)
         self.model.entity.sparse = self.spec.optimizer in ROW_WISE and 2 * touched < graph.num_entities
-        self.optimizer = OPTIMIZERS.get(self.spec.optimizer)(
-            parameter_groups(self.model, self.spec, self.tuner), lr=self.spec.lr
-        )
+        self.optimizer = make_optimizer(parameter_groups(self.model, self.spec, self.tuner), self.spec)
         self.state = TrainState()
         self.filters = Filters.build(graph.all_triples(), graph.num_relations, "correct")
         self.downsample = self._downsampling()
@@ -250,19 +259,19 @@ class Trainer:
             x.to(self.device, non_blocking=True) for x in (batch, negatives, corrupt_head, keep)
         )
         replacement = torch.where(corrupt_head, negatives[..., 0], negatives[..., 2])
-        table, batch, replacement = self._batch_rows(batch, replacement)
-        positive = self.model.score_hrt(batch[:, 0], batch[:, 1], batch[:, 2], table)
-        negative = self.model.score_negatives(batch, replacement, corrupt_head, table)
+        rows = self._batch_rows(batch, replacement)
+        positive, negative = self.model.score_batch(rows, corrupt_head)
         loss = softplus_loss(positive, negative, keep.float())
         reg = self.spec.regularization
         if reg:
+            batch, replacement = rows.batch, rows.replacement
             heads = torch.where(corrupt_head, replacement, batch[:, 0:1])
             tails = torch.where(corrupt_head, batch[:, 2:3], replacement)
             touched = torch.cat([batch[:, 0], batch[:, 2], heads.reshape(-1), tails.reshape(-1)])
-            loss = loss + reg * self.model.entity_rows(touched, table).pow(2).mean()
+            loss = loss + reg * self.model.entity_rows(touched, rows.table).pow(2).mean()
         return loss
 
-    def _batch_rows(self, batch: Tensor, replacement: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
+    def _batch_rows(self, batch: Tensor, replacement: Tensor) -> BatchRows:
         """What this batch is scored against (:meth:`EntityRepresentation.for_batch`): multimodal
         runs compute the rows of the entities it touches (the positives re-encoded when
         fine-tuning, structure dropped at ``train.structure_dropout``); a table is read in place."""

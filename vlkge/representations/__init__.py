@@ -4,8 +4,14 @@ frozen features fused over a modality mask."""
 
 from __future__ import annotations
 
-from vlkge.representations.base import EntityRepresentation
+from vlkge.representations.base import BatchRows, EntityRepresentation
 from vlkge.representations.multimodal import MultimodalRepresentation, renumber_entities
 from vlkge.representations.structural import StructuralEmbedding
 
-__all__ = ["EntityRepresentation", "MultimodalRepresentation", "StructuralEmbedding", "renumber_entities"]
+__all__ = [
+    "BatchRows",
+    "EntityRepresentation",
+    "MultimodalRepresentation",
+    "StructuralEmbedding",
+    "renumber_entities",
+]

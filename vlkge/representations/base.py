@@ -9,12 +9,15 @@ of entity representations, answered alike by a structural table and by fused mul
 - ``present`` ``[N]`` bool: entities that have a representation (evaluation skips the others);
 - ``shared_parameters()``: layers every entity goes through (trained at ``train.projection_lr``);
 - ``feature_modalities`` and ``feature_table(m)``: the frozen feature matrices (none for a table);
+- ``similarity(a, b)`` / ``similarity_to_all(q)``: how alike two entities' features are (None for
+  a table), the evidence the model's similarity prior weighs;
 - ``new_entity(features)``: an entity not in the graph, from its features (prediction).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +30,23 @@ FreshRows = dict[str, tuple[Tensor, Tensor]]
 Fresh = Callable[[Tensor], FreshRows]
 #: structure dropout of a batch: number of distinct entities U → [U] bool (drop their structure)
 Drop = Callable[[int], Tensor]
+
+
+@dataclass
+class BatchRows:
+    """What a training step scores against: ``table`` [U, w] the rows of the distinct entities the
+    batch touches (None: the representations are read in place), ``batch`` [B, 3] and
+    ``replacement`` [B, K] with their entities as positions in it, and ``ids`` [U] the global ids
+    of those positions (None when nothing was renumbered)."""
+
+    table: Tensor | None
+    batch: Tensor
+    replacement: Tensor
+    ids: Tensor | None = None
+
+    def global_ids(self, local: Tensor) -> Tensor:
+        """Positions in ``table`` → entity ids of the graph."""
+        return local if self.ids is None else self.ids[local]
 
 
 class EntityRepresentation(nn.Module):
@@ -50,10 +70,10 @@ class EntityRepresentation(nn.Module):
 
     def for_batch(
         self, batch: Tensor, replacement: Tensor, *, fresh: Fresh | None = None, drop: Drop | None = None
-    ) -> tuple[Tensor | None, Tensor, Tensor]:
-        """batch [B, 3], replacement [B, K] → (table or None, batch, replacement): by default the
-        representations are scored in place (no table, ids unchanged)."""
-        return None, batch, replacement
+    ) -> BatchRows:
+        """batch [B, 3], replacement [B, K] → :class:`BatchRows`: by default the representations
+        are scored in place (no table, ids unchanged)."""
+        return BatchRows(None, batch, replacement)
 
     @property
     def present(self) -> Tensor:
@@ -67,6 +87,14 @@ class EntityRepresentation(nn.Module):
     def feature_table(self, modality: str) -> Tensor:
         """The frozen features [N, d_m] of a feature modality."""
         raise KeyError(modality)
+
+    def similarity(self, a: Tensor, b: Tensor) -> Tensor | None:
+        """Entity ids a, b [*] (one shape) → feature similarity [*], or None without features."""
+        return None
+
+    def similarity_to_all(self, query: Tensor) -> Tensor | None:
+        """Entity ids [B] → feature similarity [B, N] with every entity, or None without features."""
+        return None
 
     def new_entity(self, features: dict[str, Tensor]) -> Tensor:
         """A new entity (not in the graph) from its features {m: [B, d_m]} → [B, w]."""

@@ -13,6 +13,16 @@ derived from the fused real part, ``P·real`` (``model.imaginary: projection``) 
 
 Entities with no modality and no structure have no representation (``present`` is False): the
 trainer reports them, and evaluation excludes them (as queries and as candidates).
+
+``model.without_structure`` says what the backbone sees of an entity that has no structure (unseen
+in train, or structure-dropped in a training batch): ``features`` its fused features, as above, or
+``neutral`` the zero vector — it then takes part only through the feature similarity that the
+model's similarity prior weighs (:meth:`similarity`), and its backbone score is the same as any
+unknown entity's.
+
+Feature similarity of two entities: the mean, over the feature modalities both have, of the cosine
+of their frozen feature vectors; 0 when they share none, and 0 for an entity with itself (an entity
+is not its own neighbour: similarity is evidence about *other* entities).
 """
 
 from __future__ import annotations
@@ -21,13 +31,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vlkge.errors import InputError
+from vlkge.errors import ConfigError, InputError
 from vlkge.features.inputs import EntityInputs
 from vlkge.fusion import make_fusion
 from vlkge.modalities import FEATURE_MODALITIES, STRUCTURAL
-from vlkge.representations.base import Drop, EntityRepresentation, Fresh, FreshRows
+from vlkge.representations.base import BatchRows, Drop, EntityRepresentation, Fresh, FreshRows
 from vlkge.representations.structural import StructuralEmbedding
 
 
@@ -59,8 +70,16 @@ class MultimodalRepresentation(EntityRepresentation):
         fusion_options: Mapping[str, Any] | None = None,
         imaginary: str = "projection",
         init: str = "xavier_uniform",
+        without_structure: str = "features",
     ) -> None:
         super().__init__()
+        if without_structure == "neutral" and STRUCTURAL not in modalities:
+            raise ConfigError(
+                "neutral entities without structure need the structural modality",
+                key="model.without_structure",
+                hint="add structural to model.modalities, or use without_structure: features",
+            )
+        self.neutral = without_structure == "neutral"
         self.modalities = tuple(modalities)
         self.feature_modalities = tuple(m for m in modalities if m in FEATURE_MODALITIES)
         self.dim, self.factor = dim, factor
@@ -111,15 +130,18 @@ class MultimodalRepresentation(EntityRepresentation):
         has_structure [B] → [B, factor·d]."""
         parts = [structure[:, : self.dim] if m == STRUCTURAL else projected[m] for m in self.modalities]
         real = self.fusion(torch.stack(parts, dim=1), mask)
-        if self.factor == 1:
-            return real
-        derived = self.to_imaginary(real)
-        if self.gate is not None:
-            derived = torch.sigmoid(self.gate(real)) * derived
-        if structure is None:
-            return torch.cat([real, derived], dim=-1)
-        imag = torch.where(has_structure.unsqueeze(-1), structure[:, self.dim :], derived)
-        return torch.cat([real, imag], dim=-1)
+        if self.factor == 2:
+            derived = self.to_imaginary(real)
+            if self.gate is not None:
+                derived = torch.sigmoid(self.gate(real)) * derived
+            if structure is None:
+                real = torch.cat([real, derived], dim=-1)
+            else:
+                imag = torch.where(has_structure.unsqueeze(-1), structure[:, self.dim :], derived)
+                real = torch.cat([real, imag], dim=-1)
+        if self.neutral:  # entities without structure: the zero vector
+            real = real * has_structure.unsqueeze(-1).to(real.dtype)
+        return real
 
     def forward(self, ids: Tensor) -> Tensor:
         """ids [*] → [*, w]: only the rows asked for are computed."""
@@ -135,7 +157,7 @@ class MultimodalRepresentation(EntityRepresentation):
 
     def for_batch(
         self, batch: Tensor, replacement: Tensor, *, fresh: Fresh | None = None, drop: Drop | None = None
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    ) -> BatchRows:
         """The representations of the entities a training batch touches, [U, w], with batch [B, 3]
         and replacement [B, K] renumbered into its rows. ``fresh``: re-encodes the positives'
         entities (fine-tuning); ``drop``: which of the U entities lose their structure
@@ -143,7 +165,7 @@ class MultimodalRepresentation(EntityRepresentation):
         ids, batch, replacement = renumber_entities(batch, replacement)
         fresh_rows = None if fresh is None else fresh(ids[torch.cat([batch[:, 0], batch[:, 2]])])
         dropped = None if drop is None else drop(len(ids))
-        return self.rows(ids, fresh_rows, dropped), batch, replacement
+        return BatchRows(self.rows(ids, fresh_rows, dropped), batch, replacement, ids)
 
     def rows(
         self, ids: Tensor, fresh: FreshRows | None = None, drop_structure: Tensor | None = None
@@ -189,6 +211,34 @@ class MultimodalRepresentation(EntityRepresentation):
         drop = drop & mask[:, 1:].any(dim=1)  # structural is the first modality
         has_structure = has_structure & ~drop
         return torch.cat([has_structure.unsqueeze(1), mask[:, 1:]], dim=1), has_structure
+
+    # -- feature similarity -------------------------------------------------------------------
+    def similarity(self, a: Tensor, b: Tensor) -> Tensor:
+        """Entity ids a, b [*] (one shape) → [*]: mean cosine over the feature modalities both
+        have (0 when none, and for an entity with itself)."""
+        total = torch.zeros(a.shape, device=self.mask.device)
+        count = torch.zeros(a.shape, device=self.mask.device)
+        for m in self.feature_modalities:
+            column = self.mask[:, self.modalities.index(m)]
+            table = self.feature_table(m)
+            both = (column[a] & column[b]).to(total.dtype)
+            cos = F.cosine_similarity(table[a], table[b], dim=-1, eps=1e-12)
+            total, count = total + cos * both, count + both
+        return torch.where(a == b, torch.zeros_like(total), total / count.clamp_min(1.0))
+
+    def similarity_to_all(self, query: Tensor) -> Tensor:
+        """Entity ids [B] → [B, N]: :meth:`similarity` of each with every entity."""
+        total = torch.zeros(len(query), self.num_entities, device=self.mask.device)
+        count = torch.zeros_like(total)
+        for m in self.feature_modalities:
+            column = self.mask[:, self.modalities.index(m)].to(total.dtype)
+            unit = F.normalize(self.feature_table(m), dim=-1)
+            both = column[query].unsqueeze(1) * column.unsqueeze(0)
+            total += (unit[query] @ unit.T) * both
+            count += both
+        out = total / count.clamp_min(1.0)
+        out[torch.arange(len(query), device=out.device), query] = 0.0
+        return out
 
     def new_entity(self, features: dict[str, Tensor]) -> Tensor:
         """A new entity (no structure) from its features {m: [B, d_m]} → [B, w]; modalities not
