@@ -138,7 +138,7 @@ def test_evaluate_carries_the_same_baseline_as_the_standalone_command(project, t
     for modalities in ("text", "both"):
         out = tmp_path / f"nn_{modalities}.json"
         args = ["--data-dir", str(project), "zeroshot", "tiny-vl", "--mode", "neighbours"]
-        args += ["--features", "tiny-clip", "--modalities", modalities, "--out", str(out)]
+        args += ["--features", "tiny-clip", "--modalities", modalities, "--device", "cpu", "--out", str(out)]
         done = CliRunner().invoke(app, args)
         assert done.exit_code == 0, done.output
         alone = json.loads(out.read_text())
@@ -164,7 +164,7 @@ def test_neighbour_options_are_refused_in_prompt_mode_and_the_reverse(project):
     base = ["--data-dir", str(project), "zeroshot", "tiny-vl"]
     refused = CliRunner().invoke(app, [*base, "--modalities", "text"])
     assert "--mode neighbours only" in str(refused.exception)
-    refused = CliRunner().invoke(app, [*base, "--mode", "neighbours", "--query", "text"])
-    assert "--mode prompt only" in str(refused.exception)
+    refused = CliRunner().invoke(app, [*base, "--mode", "neighbours", "--query", "text", "--weights", "w"])
+    assert "--query, --weights: for --mode prompt only" in str(refused.exception)
     refused = CliRunner().invoke(app, [*base, "--mode", "neighbours", "--modalities", "sound"])
     assert "unknown modalities 'sound'" in str(refused.exception)

@@ -290,11 +290,13 @@ def neighbours(
     *,
     features: str | Path | None = None,
     modalities: str | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """The features-only nearest-neighbour baseline (:mod:`vlkge.neighbours`) on
     ``evaluate.split`` under the ``evaluate:`` protocol, over the store ``features`` (a name under
     the dataset's ``features/`` or a path; None: the store a run would read) and ``modalities``
-    (text | image | both; None: all the store has). Returns the evaluation's metrics JSON."""
+    (text | image | both; None: all the store has), on ``device`` (None: ``train.device``).
+    Returns the evaluation's metrics JSON."""
     from vlkge.devices import resolve_device
     from vlkge.features.inputs import store_dir_for
     from vlkge.neighbours import neighbour_evaluation
@@ -311,7 +313,7 @@ def neighbours(
         store,
         modalities,
         spec.split,
-        device=resolve_device(config.train.device),
+        device=resolve_device(device or config.train.device),
         protocol=spec.protocol,
         directions=spec.directions,
         candidate_pools_mode=spec.candidate_pools,

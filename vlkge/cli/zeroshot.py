@@ -29,7 +29,8 @@ def command(
         None,
         "--model",
         "-m",
-        help="Shared-space encoder: clip | blip | tiny-clip (any text encoder with --query text).",
+        help="Shared-space encoder: clip | blip | tiny-clip (any text encoder with --query text); "
+        "neighbours: the store of this encoder, unless --features.",
     ),
     arch: str | None = typer.Option(None, "--arch", help="Architecture (e.g. ViT-L-14)."),
     pretrained: str | None = typer.Option(None, "--pretrained", help="open_clip pretrained tag."),
@@ -69,11 +70,13 @@ def command(
     config = state.config({"encode": encode, "evaluate": {"split": split}})
     name = dataset or config.dataset
     if mode == "neighbours":
-        prompt_only = {"--query": query != "auto", "--prompts": prompts, "--limit": limit, "--arch": arch}
+        prompt_only = {"--query": query != "auto", "--prompts": prompts, "--limit": limit}
+        prompt_only.update({"--arch": arch, "--pretrained": pretrained, "--weights": weights})
         refused = [flag for flag, value in prompt_only.items() if value not in (None, False)]
         if refused:
             raise ConfigError(f"{', '.join(refused)}: for --mode prompt only", hint=NEIGHBOUR_OPTIONS)
-        result = api.neighbours(name, config, state.data_dir, features=features, modalities=modalities)
+        chosen = {"features": features, "modalities": modalities, "device": device}
+        result = api.neighbours(name, config, state.data_dir, **chosen)
         chosen, where = result["setup"]["modalities"], paths.dataset_dir(state.data_dir, name)
         default = where / f"neighbours_{chosen}_{config.evaluate.split}.json"
         write_results(result, out or default, metrics, per_relation)
