@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "vlkge.finetune",
             "vlkge.predict",
             "vlkge.zeroshot",
+            "vlkge.neighbours",
             "vlkge.encoding",
             "vlkge.encode_batches",
             "vlkge.reports",

@@ -205,20 +205,6 @@ def test_dropped_structure_gives_the_features_only_representation(tiny, tmp_path
     assert trainer.state.epoch == 3
 
 
-def test_holdout_moves_every_triple_of_held_out_entities_to_test(tmp_path):
-    from vlkge.holdout import hold_out_entities
-
-    graph = write_tiny_vl_graph(tmp_path / "src", inductive=False)
-    held = hold_out_entities(graph, 0.25, tmp_path / "ind" / "graph", seed=1)
-    keys = set(held.meta["holdout"]["held_out_keys"])
-    assert len(keys) == 6 and held.protocol["inductive"]
-    ids = torch.tensor([graph.entity_keys.index(k) for k in keys])
-    for split in ("train", "valid"):
-        t = held.split(split)
-        assert not torch.isin(t[:, [0, 2]], ids).any()
-    assert sorted(map(tuple, held.all_triples().tolist())) == sorted(map(tuple, graph.all_triples().tolist()))
-
-
 @pytest.mark.parametrize("backbone", ["distmult", "complex"])
 def test_rows_of_a_batch_equal_the_full_table(tiny, backbone):
     graph, _ = tiny

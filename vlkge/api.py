@@ -1,5 +1,6 @@
 """The Python API: the steps of the pipeline as functions, each the body of a command-line verb —
-``prepare`` (crawl + clean), ``encode``, ``train``, ``evaluate``, ``predict``, ``zeroshot`` — in
+``prepare`` (crawl + clean), ``encode``, ``train``, ``evaluate``, ``predict``, ``zeroshot``,
+``neighbours`` — in
 the spirit of PyKEEN's ``pipeline()``. The CLI, the demo, the DVC stages (through the CLI) and the
 benchmarks all go through here.
 
@@ -188,7 +189,29 @@ def evaluate(
         "candidate_pools_mode": spec.candidate_pools,
     }
     metrics = run_evaluation(opened.model, opened.graph, spec.split, batch_size=spec.batch_size, **protocol)
+    if opened.config.model.multimodal:  # features: the baseline they give untrained, same queries
+        metrics["neighbours"] = _neighbours_beside(opened, metrics, spec.batch_size, protocol)
     return Evaluation(opened, metrics)
+
+
+def _neighbours_beside(opened: Run, metrics: dict[str, Any], batch_size: int, protocol: dict) -> dict:
+    """The nearest-neighbour baseline over the run's own store, on the run's queries
+    (:func:`vlkge.neighbours.beside_model`)."""
+    from vlkge.features.inputs import store_dir_for
+    from vlkge.neighbours import baseline_sets, beside_model
+
+    graph, model = opened.graph, opened.model
+    store = next((Path(r["store"]).name for r in opened.features.values() if r.get("store")), None)
+    return beside_model(
+        metrics,
+        graph,
+        store_dir_for(graph, opened.config) if store is None else graph.root.parent / "features" / store,
+        baseline_sets(opened.config.model.modalities),
+        present=model.entity.present,
+        device=next(model.parameters()).device,
+        batch_size=batch_size,
+        **protocol,
+    )
 
 
 def predict(
@@ -258,6 +281,44 @@ def zeroshot(
         log=log,
     )
     return graph, result
+
+
+def neighbours(
+    dataset: str | None = None,
+    config: Config | None = None,
+    data_dir: str | Path = "data",
+    *,
+    features: str | Path | None = None,
+    modalities: str | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """The features-only nearest-neighbour baseline (:mod:`vlkge.neighbours`) on
+    ``evaluate.split`` under the ``evaluate:`` protocol, over the store ``features`` (a name under
+    the dataset's ``features/`` or a path; None: the store a run would read) and ``modalities``
+    (text | image | both; None: all the store has), on ``device`` (None: ``train.device``).
+    Returns the evaluation's metrics JSON."""
+    from vlkge.devices import resolve_device
+    from vlkge.features.inputs import store_dir_for
+    from vlkge.neighbours import neighbour_evaluation
+
+    name, config = _setup(dataset, config)
+    graph = graph_of(name, config, data_dir)
+    store = store_dir_for(graph, config)
+    if features is not None:  # a store name under the dataset's features/, else a path
+        named = graph.root.parent / "features" / str(features)
+        store = named if named.is_dir() else Path(features)
+    spec = config.evaluate
+    return neighbour_evaluation(
+        graph,
+        store,
+        modalities,
+        spec.split,
+        device=resolve_device(device or config.train.device),
+        protocol=spec.protocol,
+        directions=spec.directions,
+        candidate_pools_mode=spec.candidate_pools,
+        batch_size=spec.batch_size,
+    )
 
 
 def report(

@@ -4,6 +4,7 @@ of an evaluation result (charts and HTML pages are in :mod:`vlkge.reports`)."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,24 @@ def compact_metrics(result: dict[str, Any]) -> dict[str, Any]:
     has queries touching entities absent from train: what `dvc metrics diff` compares."""
     groups = {k: result[k] for k in ("overall", "head", "tail") if k in result}
     groups.update({f"{name}_entities": entry for name, entry in entity_groups(result).items()})
-    return {k: {m: entry[m] for m in (*_COLUMNS, "count")} for k, entry in groups.items()}
+    out: dict[str, Any] = {k: {m: entry[m] for m in (*_COLUMNS, "count")} for k, entry in groups.items()}
+    if "neighbours" in result:
+        out["neighbours"] = compact_neighbours(result["neighbours"])
+    return out
+
+
+def compact_neighbours(block: dict[str, Any]) -> dict[str, Any]:
+    """The nearest-neighbour baseline beside a run (:func:`vlkge.neighbours.beside_model`), for
+    DVC: per modality set its overall / seen / unseen numbers, and the model's MRR ÷ the best
+    baseline's per group (``model_over_best``)."""
+    out: dict[str, Any] = {name: compact_metrics(r) for name, r in block["results"].items()}
+    out["model_over_best"] = {
+        _GROUP_KEYS[group]: entry["ratio"] for group, entry in block["model_over_best"].items()
+    }
+    return out
+
+
+_GROUP_KEYS = {"overall": "overall", "seen": "seen_entities", "unseen": "unseen_entities"}
 
 
 def format_metrics(result: dict[str, Any]) -> str:
@@ -49,7 +67,26 @@ def format_metrics(result: dict[str, Any]) -> str:
         lines.append(row(f"  {rel}", m))
     for name, m in entity_groups(result).items():
         lines.append(row(f"{name} entities", m))
+    if "neighbours" in result:
+        lines.extend(neighbour_rows(result["neighbours"], row))
     return "\n".join(lines)
+
+
+def neighbour_rows(block: dict[str, Any], row: Callable[[str, dict[str, Any]], str]) -> list[str]:
+    """The baseline's rows under the model's (same queries), then model ÷ best baseline per group."""
+    lines = ["nearest neighbours over the run's features, no training (same queries):"]
+    for name, result in block["results"].items():
+        lines.append(row(f"  {name}: overall", result["overall"]))
+        for group, m in entity_groups(result).items():
+            lines.append(row(f"  {name}: {group} entities", m))
+    ratios = [
+        f"{group} {e['ratio']:.2f} (vs {e['baseline']})"
+        for group, e in block["model_over_best"].items()
+        if e["ratio"] is not None
+    ]
+    if ratios:
+        lines.append("model MRR / best neighbours MRR: " + " | ".join(ratios))
+    return lines
 
 
 def write_per_relation_csv(path: str | Path, result: dict[str, Any]) -> None:

@@ -1,8 +1,13 @@
-"""``vlkge zeroshot``: the zero-shot baseline (prompted similarity in a shared-space encoder).
+"""``vlkge zeroshot``: the baselines that need no training.
+
+``--mode prompt`` (the default): prompted similarity in a shared-space encoder, tail queries.
+``--mode neighbours``: entity-to-entity nearest neighbours over a feature store, ranked exactly as
+``vlkge evaluate`` ranks a model (same queries, filters, pools, ties; :mod:`vlkge.neighbours`).
 
 vlkge zeroshot wikiart-v1 --model clip --out reports/zeroshot.json
 vlkge zeroshot wikiart-v1 --model tiny-clip --limit 200        # a quick look
 vlkge zeroshot wikiart-v1 --model lite --query text            # text–text (no shared image space)
+vlkge zeroshot wn9-img --mode neighbours --features lite --modalities text --split valid
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ import typer
 
 from vlkge import paths
 from vlkge.cli.common import echo, state, write_results
+from vlkge.errors import ConfigError
+
+NEIGHBOUR_OPTIONS = "--mode neighbours reads a feature store: --features STORE, --modalities text|image|both"
 
 
 def command(
@@ -21,7 +29,8 @@ def command(
         None,
         "--model",
         "-m",
-        help="Shared-space encoder: clip | blip | tiny-clip (any text encoder with --query text).",
+        help="Shared-space encoder: clip | blip | tiny-clip (any text encoder with --query text); "
+        "neighbours: the store of this encoder, unless --features.",
     ),
     arch: str | None = typer.Option(None, "--arch", help="Architecture (e.g. ViT-L-14)."),
     pretrained: str | None = typer.Option(None, "--pretrained", help="open_clip pretrained tag."),
@@ -40,15 +49,42 @@ def command(
     ),
     metrics: Path | None = typer.Option(None, "--metrics", help="Also write compact metrics (for DVC) here."),
     per_relation: Path | None = typer.Option(None, "--per-relation", help="Per-relation metrics CSV."),
+    mode: str = typer.Option(
+        "prompt", "--mode", help="prompt (prompted similarity) | neighbours (entity-to-entity, any store)."
+    ),
+    features: str | None = typer.Option(
+        None, "--features", help="neighbours: store name or path (default: the store a run would read)."
+    ),
+    modalities: str | None = typer.Option(
+        None, "--modalities", help="neighbours: text | image | both (default: all the store has)."
+    ),
 ) -> None:
-    """Rank candidate tails per query by image–text or text–text similarity, with the graph's
-    protocol (pools, filters, excluded relations); prints and writes the metrics."""
+    """Rank candidates with no training: by prompted image–text or text–text similarity (tail
+    queries), or (``--mode neighbours``) by the feature similarity of the query's entity to each
+    candidate, with the graph's protocol (pools, filters, excluded relations); prints and writes
+    the metrics."""
     from vlkge import api
     from vlkge.zeroshot import load_prompts, predictions_table
 
     encode = {"model": model, "arch": arch, "pretrained": pretrained, "weights": weights, "device": device}
     config = state.config({"encode": encode, "evaluate": {"split": split}})
     name = dataset or config.dataset
+    if mode == "neighbours":
+        prompt_only = {"--query": query != "auto", "--prompts": prompts, "--limit": limit}
+        prompt_only.update({"--arch": arch, "--pretrained": pretrained, "--weights": weights})
+        refused = [flag for flag, value in prompt_only.items() if value not in (None, False)]
+        if refused:
+            raise ConfigError(f"{', '.join(refused)}: for --mode prompt only", hint=NEIGHBOUR_OPTIONS)
+        chosen = {"features": features, "modalities": modalities, "device": device}
+        result = api.neighbours(name, config, state.data_dir, **chosen)
+        chosen, where = result["setup"]["modalities"], paths.dataset_dir(state.data_dir, name)
+        default = where / f"neighbours_{chosen}_{config.evaluate.split}.json"
+        write_results(result, out or default, metrics, per_relation)
+        return
+    if mode != "prompt":
+        raise ConfigError(f"unknown --mode {mode!r}", hint="prompt | neighbours")
+    if features is not None or modalities is not None:
+        raise ConfigError("--features, --modalities: for --mode neighbours only", hint=NEIGHBOUR_OPTIONS)
     graph, result = api.zeroshot(
         name,
         config,
