@@ -99,11 +99,10 @@ class KGEModel(nn.Module):
         )
         negative = self.score_negatives(batch, replacement, corrupt_head, rows.table)
         if self.similarity_weight is not None:
-            gh, gt, gx = rows.global_ids(h), rows.global_ids(t), rows.global_ids(replacement)
-            positive = positive + self.prior(gh, r, gt)
-            heads = torch.where(corrupt_head, gx, gh.unsqueeze(1))
-            tails = torch.where(corrupt_head, gt.unsqueeze(1), gx)
-            negative = negative + self.prior(heads, r.unsqueeze(1), tails)
+            sim_positive, sim_negative = self.entity.similarity_in_batch(rows, corrupt_head)
+            weight = self.similarity_weight[r]
+            positive = positive + weight * sim_positive
+            negative = negative + weight.unsqueeze(1) * sim_negative
         return positive, negative
 
     def score_negatives(

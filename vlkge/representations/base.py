@@ -92,6 +92,10 @@ class EntityRepresentation(nn.Module):
         """Entity ids a, b [*] (one shape) → feature similarity [*], or None without features."""
         return None
 
+    def similarity_in_batch(self, rows: BatchRows, corrupt_head: Tensor) -> tuple[Tensor, Tensor]:
+        """A training batch's feature similarities: (positives [B], corruptions [B, K])."""
+        raise NotImplementedError("no features: no similarity")
+
     def similarity_to_all(self, query: Tensor) -> Tensor | None:
         """Entity ids [B] → feature similarity [B, N] with every entity, or None without features."""
         return None

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from vlkge.errors import ConfigError, InputError
 from vlkge.features.inputs import EntityInputs
 from vlkge.fusion import make_fusion
+from vlkge.gathered import sampled_dot
 from vlkge.modalities import FEATURE_MODALITIES, STRUCTURAL
 from vlkge.representations.base import BatchRows, Drop, EntityRepresentation, Fresh, FreshRows
 from vlkge.representations.structural import StructuralEmbedding
@@ -225,6 +226,32 @@ class MultimodalRepresentation(EntityRepresentation):
             cos = F.cosine_similarity(table[a], table[b], dim=-1, eps=1e-12)
             total, count = total + cos * both, count + both
         return torch.where(a == b, torch.zeros_like(total), total / count.clamp_min(1.0))
+
+    @torch.no_grad()
+    def similarity_in_batch(self, rows: BatchRows, corrupt_head: Tensor) -> tuple[Tensor, Tensor]:
+        """A training batch's similarities, from the normalised features of its U distinct
+        entities only: (positives [B], sampled corruptions [B, K]); ``corrupt_head`` [B, K] bool.
+        The features are frozen, so no gradient flows here (the prior's weights get theirs)."""
+        local, replacement = rows.batch, rows.replacement
+        ids = rows.global_ids(torch.arange(len(rows.table), device=local.device))
+        h, t = local[:, 0], local[:, 2]
+        side = (~corrupt_head).long()  # 1: the tail is replaced, compare with the head
+        pos_total = torch.zeros(len(local), device=local.device)
+        neg_total = torch.zeros(replacement.shape, device=local.device)
+        pos_count, neg_count = torch.zeros_like(pos_total), torch.zeros_like(neg_total)
+        for m in self.feature_modalities:
+            have = self.mask[ids, self.modalities.index(m)]
+            unit = F.normalize(self.feature_table(m)[ids], dim=-1) * have.unsqueeze(-1)
+            pos_total += (unit[h] * unit[t]).sum(-1)
+            pos_count += (have[h] & have[t]).to(pos_total.dtype)
+            queries = torch.stack([unit[t], unit[h]], dim=1)  # [B, 2, d_m]
+            neg_total += sampled_dot(queries, unit, replacement, side)
+            anchor = torch.where(corrupt_head, t.unsqueeze(1), h.unsqueeze(1))
+            neg_count += (have[anchor] & have[replacement]).to(neg_total.dtype)
+        positive = torch.where(h == t, 0.0, pos_total / pos_count.clamp_min(1.0))
+        anchor = torch.where(corrupt_head, t.unsqueeze(1), h.unsqueeze(1))
+        negative = torch.where(replacement == anchor, 0.0, neg_total / neg_count.clamp_min(1.0))
+        return positive, negative
 
     def similarity_to_all(self, query: Tensor) -> Tensor:
         """Entity ids [B] → [B, N]: :meth:`similarity` of each with every entity."""

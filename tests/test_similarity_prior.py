@@ -1,0 +1,136 @@
+"""The similarity prior of multimodal models (score = backbone + w_r · feature similarity) and the
+neutral representation of entities without structure, on the tiny real-image graph."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.vl_data import IMAGES, UNSEEN, encode_tiny, vl_params, write_tiny_vl_graph
+from vlkge.errors import ConfigError
+from vlkge.features.inputs import load_entity_inputs
+from vlkge.model import build_model
+from vlkge.neighbours import load_scorer
+from vlkge.optim import OptimizerPair
+from vlkge.training import Trainer
+
+pytestmark = pytest.mark.skipif(not IMAGES.is_dir(), reason="test photos not found")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prior") / "tiny-vl"
+    graph = write_tiny_vl_graph(root)
+    encode_tiny(graph)
+    return graph
+
+
+def _model(graph, **spec):
+    params = vl_params(**spec)
+    torch.manual_seed(0)
+    return build_model(params, graph.num_entities, graph.num_relations, load_entity_inputs(graph, params))
+
+
+def _by_hand(reps, a: int, b: int) -> float:
+    """Mean cosine over the feature modalities both entities have; 0 for itself or none shared."""
+    if a == b:
+        return 0.0
+    values = []
+    for m in reps.feature_modalities:
+        column = reps.mask[:, reps.modalities.index(m)]
+        if column[a] and column[b]:
+            table = reps.feature_table(m)
+            values.append(float(F.cosine_similarity(table[a], table[b], dim=0)))
+    return sum(values) / len(values) if values else 0.0
+
+
+def test_similarity_is_the_mean_cosine_over_shared_modalities(tiny):
+    reps = _model(tiny, similarity=1.0).entity  # entities 0..7 have a photo, all have text
+    pairs = [(0, 1), (0, 9), (9, 12), (5, 5), (UNSEEN, 2)]
+    a, b = torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs])
+    got = reps.similarity(a, b)
+    assert got.tolist() == pytest.approx([_by_hand(reps, x, y) for x, y in pairs], abs=1e-6)
+    assert got[3] == 0.0  # an entity is not its own neighbour
+    every = reps.similarity_to_all(a)
+    assert every[torch.arange(len(a)), b].tolist() == pytest.approx(got.tolist(), abs=1e-6)
+    assert torch.all(every[torch.arange(len(a)), a] == 0.0)
+
+
+def test_batch_similarities_equal_the_pairwise_ones(tiny):
+    model = _model(tiny, similarity=1.0)
+    reps = model.entity
+    torch.manual_seed(1)
+    batch = torch.tensor([[0, 0, 1], [2, 1, 0], [9, 0, 10], [12, 1, 12]])  # the last a self-loop
+    replacement = torch.randint(0, 23, (4, 6))
+    replacement[0, 0] = 0  # corrupting the tail of (0, 0, 1) into 0 itself: a self pair
+    corrupt_head = torch.rand(4, 6) < 0.5
+    corrupt_head[0, 0] = False
+    rows = reps.for_batch(batch, replacement)
+    positive, negative = reps.similarity_in_batch(rows, corrupt_head)
+    assert positive.tolist() == pytest.approx(reps.similarity(batch[:, 0], batch[:, 2]).tolist(), abs=1e-6)
+    heads = torch.where(corrupt_head, replacement, batch[:, :1])
+    tails = torch.where(corrupt_head, batch[:, 2:], replacement)
+    assert torch.allclose(negative, reps.similarity(heads, tails), atol=1e-6)
+    assert negative[0, 0] == 0.0 and positive[3] == 0.0
+
+
+@pytest.mark.parametrize("backbone", ["distmult", "complex"])
+def test_one_vs_all_scores_equal_the_elementwise_ones(tiny, backbone):
+    model = _model(tiny, similarity=0.7, backbone=backbone)
+    h, r = torch.tensor([0, 9, UNSEEN]), torch.tensor([0, 1, 1])
+    every = torch.arange(tiny.num_entities)
+    with torch.no_grad():
+        tails = model.score_tails(h, r)
+        heads = model.score_heads(r, h)
+        for i in range(len(h)):
+            one = model.score_hrt(h[i].expand_as(every), r[i].expand_as(every), every)
+            assert torch.allclose(tails[i], one, atol=1e-5)
+            one = model.score_hrt(every, r[i].expand_as(every), h[i].expand_as(every))
+            assert torch.allclose(heads[i], one, atol=1e-5)
+
+
+def test_prior_alone_scores_like_the_neighbours_baseline(tiny):
+    """With the backbone silenced (relation rows zero) the model scores every candidate by the
+    baseline's similarity; only the anchor itself differs (neutral 0 here, last there)."""
+    model = _model(tiny, similarity=1.0)
+    with torch.no_grad():
+        model.relation.weight.zero_()
+        anchors = torch.arange(tiny.num_entities)
+        ours = model.score_tails(anchors, torch.zeros_like(anchors))
+        baseline = load_scorer(tiny, tiny.root.parent / "features" / "tiny-clip", "both").similarity(anchors)
+    off_self = ~torch.eye(tiny.num_entities, dtype=torch.bool)
+    assert torch.allclose(ours[off_self], baseline[off_self], atol=1e-5)
+    assert torch.all(ours.diagonal() == 0.0)
+
+
+def test_neutral_entities_without_structure_are_zero(tiny):
+    reps = _model(tiny, without_structure="neutral").entity
+    drop = torch.zeros(tiny.num_entities, dtype=torch.bool)
+    drop[3] = True
+    with torch.no_grad():
+        table = reps.all(drop_structure=drop)
+        assert torch.all(table[UNSEEN] == 0) and torch.all(table[3] == 0)
+        assert table[4].abs().sum() > 0
+    with pytest.raises(ConfigError, match="without_structure"):
+        _model(tiny, without_structure="neutral", modalities=["textual"])
+
+
+def test_training_moves_the_prior_weights_with_their_own_optimiser(tiny, tmp_path):
+    params = vl_params(similarity=1.0).updated(
+        {"train": {"shared_optimizer": "adam", "projection_lr": 0.01, "structure_dropout": 0.3}}
+    )
+    trainer = Trainer(tiny, params, tmp_path / "run")
+    assert isinstance(trainer.optimizer, OptimizerPair)
+    assert any(
+        p is trainer.model.similarity_weight
+        for g in trainer.optimizer.parts[1].param_groups
+        for p in g["params"]
+    )
+    before = trainer.model.similarity_weight.detach().clone()
+    trainer.fit(show=False, log=None)
+    assert not torch.equal(before, trainer.model.similarity_weight.detach())
+    resumed = Trainer(tiny, params.updated({"train": {"epochs": 4}}), tmp_path / "run")
+    resumed.resume()
+    assert resumed.state.epoch == 3
+    assert torch.equal(resumed.model.similarity_weight, trainer.model.similarity_weight)
