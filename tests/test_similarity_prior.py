@@ -75,9 +75,34 @@ def test_batch_similarities_equal_the_pairwise_ones(tiny):
     assert negative[0, 0] == 0.0 and positive[3] == 0.0
 
 
+def _typed(model):
+    """Random typing weights and offsets (they start at zero)."""
+    with torch.no_grad():
+        model.prior.typing.normal_()
+        model.prior.unstructured.normal_()
+    return model
+
+
+def test_batch_priors_equal_the_pairwise_ones(tiny):
+    model = _typed(_model(tiny, similarity=0.5, typing=True))
+    batch = torch.tensor([[0, 0, 1], [2, 1, UNSEEN], [9, 0, 10], [12, 1, 12]])
+    replacement = torch.randint(0, 24, (4, 6))
+    corrupt_head = torch.rand(4, 6) < 0.5
+    rows = model.entity.for_batch(batch, replacement)
+    with torch.no_grad():
+        positive, negative = model.prior.in_batch(model.entity, rows, corrupt_head)
+        h, r, t = batch.unbind(1)
+        assert torch.allclose(positive, model.prior_of(h, r, t), atol=1e-5)
+        heads = torch.where(corrupt_head, replacement, batch[:, :1])
+        tails = torch.where(corrupt_head, batch[:, 2:], replacement)
+        assert torch.allclose(
+            negative, model.prior_of(heads, r.unsqueeze(1).expand_as(heads), tails), atol=1e-5
+        )
+
+
 @pytest.mark.parametrize("backbone", ["distmult", "complex"])
 def test_one_vs_all_scores_equal_the_elementwise_ones(tiny, backbone):
-    model = _model(tiny, similarity=0.7, backbone=backbone)
+    model = _typed(_model(tiny, similarity=0.7, backbone=backbone, typing=True))
     h, r = torch.tensor([0, 9, UNSEEN]), torch.tensor([0, 1, 1])
     every = torch.arange(tiny.num_entities)
     with torch.no_grad():
@@ -123,14 +148,12 @@ def test_training_moves_the_prior_weights_with_their_own_optimiser(tiny, tmp_pat
     trainer = Trainer(tiny, params, tmp_path / "run")
     assert isinstance(trainer.optimizer, OptimizerPair)
     assert any(
-        p is trainer.model.similarity_weight
-        for g in trainer.optimizer.parts[1].param_groups
-        for p in g["params"]
+        p is trainer.model.prior.weight for g in trainer.optimizer.parts[1].param_groups for p in g["params"]
     )
-    before = trainer.model.similarity_weight.detach().clone()
+    before = trainer.model.prior.weight.detach().clone()
     trainer.fit(show=False, log=None)
-    assert not torch.equal(before, trainer.model.similarity_weight.detach())
+    assert not torch.equal(before, trainer.model.prior.weight.detach())
     resumed = Trainer(tiny, params.updated({"train": {"epochs": 4}}), tmp_path / "run")
     resumed.resume()
     assert resumed.state.epoch == 3
-    assert torch.equal(resumed.model.similarity_weight, trainer.model.similarity_weight)
+    assert torch.equal(resumed.model.prior.weight, trainer.model.prior.weight)

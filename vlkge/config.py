@@ -68,6 +68,7 @@ class ModelConfig:
     imaginary: str
     features: str | None
     similarity: float
+    typing: bool
     without_structure: str
 
     @property
@@ -93,6 +94,7 @@ class TrainConfig:
     threads: int
     projection_lr: float
     shared_optimizer: str | None
+    prior_lr: float
     structure_dropout: float
     frozen: bool
     finetune_lr: float
@@ -346,7 +348,8 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("evaluate.candidate_pools", lambda v: v in (None, "all", "per_relation"), "use all or per_relation"),
     ("model.p_norm", lambda v: v in (1, 2), "use 1 or 2"),
     ("model.imaginary", lambda v: v in ("projection", "gated"), "use projection or gated"),
-    ("model.similarity", lambda v: v >= 0, "must be >= 0 (0: no similarity prior)"),
+    ("model.similarity", lambda v: v >= 0, "must be >= 0 (0: no feature prior)"),
+    ("train.prior_lr", lambda v: v > 0, "must be positive"),
     ("model.without_structure", lambda v: v in ("features", "neutral"), "use features or neutral"),
 ]
 

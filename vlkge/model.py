@@ -5,12 +5,9 @@ path) or fused multimodal ones (:mod:`vlkge.representations.multimodal`); both a
 interface (:class:`~vlkge.representations.base.EntityRepresentation`). The interaction holds no
 rows, only parameters of its own when it has any.
 
-A model that reads features may add a **similarity prior** (``model.similarity`` > 0): the score
-of (h, r, t) is the backbone's plus ``w_r · sim(h, t)``, the feature similarity of the two entities
-(:meth:`~vlkge.representations.base.EntityRepresentation.similarity`: mean cosine over shared
-modalities, 0 for an entity with itself) weighed by a learned per-relation weight ``w`` [R]
-(starting at ``model.similarity``). Untrained, it ranks like a nearest-neighbour lookup over the
-features; training sets how far each relation trusts it next to the backbone.
+A model that reads features may add a **feature prior** (:mod:`vlkge.prior`; ``model.similarity``
+> 0): what the two entities' features say about a triple by themselves — their similarity weighed
+per relation, and (``model.typing``) how well each fits its side of the relation.
 """
 
 from __future__ import annotations
@@ -24,6 +21,7 @@ from torch import Tensor, nn
 from vlkge.config import Config
 from vlkge.features.inputs import EntityInputs
 from vlkge.interactions import Interaction, make_interaction
+from vlkge.prior import HEAD, TAIL, FeaturePrior
 from vlkge.representations import (
     BatchRows,
     EntityRepresentation,
@@ -48,6 +46,7 @@ class KGEModel(nn.Module):
         init: str = "xavier_uniform",
         entity: EntityRepresentation | None = None,
         similarity: float = 0.0,
+        typing: bool = False,
     ) -> None:
         super().__init__()
         self.interaction = interaction
@@ -55,31 +54,31 @@ class KGEModel(nn.Module):
         self.entity = entity or StructuralEmbedding(num_entities, interaction.entity_width, init)
         self.relation = StructuralEmbedding(num_relations, interaction.relation_width, init)
         interaction.init_relations(self.relation.weight.data)
-        self.similarity_weight = None
+        self.prior = None
         if similarity > 0:
-            if self.entity.similarity_to_all(torch.zeros(1, dtype=torch.long)) is None:
-                raise ValueError("the similarity prior needs entity representations with features")
-            self.similarity_weight = nn.Parameter(torch.full((num_relations,), float(similarity)))
+            if not self.entity.feature_modalities:
+                raise ValueError("the feature prior needs entity representations with features")
+            self.prior = FeaturePrior(num_relations, self.entity.feature_width, similarity, typing)
 
     @property
     def num_entities(self) -> int:
         return self.entity.num_entities
 
     def shared_parameters(self) -> list[nn.Parameter]:
-        """Dense parameters every entity goes through: the representations' shared layers and the
-        similarity weights (trained at ``train.projection_lr``)."""
-        extra = [] if self.similarity_weight is None else [self.similarity_weight]
-        return self.entity.shared_parameters() + extra
+        """Dense layers every entity goes through (trained at ``train.projection_lr``)."""
+        return self.entity.shared_parameters()
+
+    def prior_parameters(self) -> list[nn.Parameter]:
+        """The feature prior's parameters (trained at ``train.prior_lr``)."""
+        return [] if self.prior is None else list(self.prior.parameters())
 
     def entity_rows(self, ids: Tensor, table: Tensor | None = None) -> Tensor:
         """ids [*] → [*, w]: rows of a batch's ``table``, or of the entity representations."""
         return self.entity(ids) if table is None else table[ids]
 
-    def prior(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor | float:
-        """The similarity prior w_r · sim(h, t) of global entity ids [*] (0 without one)."""
-        if self.similarity_weight is None:
-            return 0.0
-        return self.similarity_weight[r] * self.entity.similarity(h, t)
+    def prior_of(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor | float:
+        """The feature prior of triples of global ids [*] (0 without one)."""
+        return 0.0 if self.prior is None else self.prior.pairs(self.entity, h, r, t)
 
     def score_hrt(self, h: Tensor, r: Tensor, t: Tensor, table: Tensor | None = None) -> Tensor:
         """Global id tensors of one broadcastable shape [*] (positions in ``table`` when given,
@@ -87,7 +86,7 @@ class KGEModel(nn.Module):
         score = self.interaction.score(
             self.entity_rows(h, table), self.relation(r), self.entity_rows(t, table)
         )
-        return score if table is not None else score + self.prior(h, r, t)
+        return score if table is not None else score + self.prior_of(h, r, t)
 
     def score_batch(self, rows: BatchRows, corrupt_head: Tensor) -> tuple[Tensor, Tensor]:
         """A training step's scores: (positives [B], sampled corruptions [B, K]) of the batch in
@@ -98,11 +97,9 @@ class KGEModel(nn.Module):
             self.entity_rows(h, rows.table), self.relation(r), self.entity_rows(t, rows.table)
         )
         negative = self.score_negatives(batch, replacement, corrupt_head, rows.table)
-        if self.similarity_weight is not None:
-            sim_positive, sim_negative = self.entity.similarity_in_batch(rows, corrupt_head)
-            weight = self.similarity_weight[r]
-            positive = positive + weight * sim_positive
-            negative = negative + weight.unsqueeze(1) * sim_negative
+        if self.prior is not None:
+            prior_positive, prior_negative = self.prior.in_batch(self.entity, rows, corrupt_head)
+            positive, negative = positive + prior_positive, negative + prior_negative
         return positive, negative
 
     def score_negatives(
@@ -123,20 +120,13 @@ class KGEModel(nn.Module):
         """h, r [B] → scores [B, N] against all entities (or ``candidates`` [N, w])."""
         cand = self.entity.all() if candidates is None else candidates
         scores = self.interaction.score_tails(self.entity(h), self.relation(r), cand)
-        return self._prior_to_all(scores, h, r)
+        return scores if self.prior is None else scores + self.prior.to_all(self.entity, h, r, TAIL)
 
     def score_heads(self, r: Tensor, t: Tensor, candidates: Tensor | None = None) -> Tensor:
         """r, t [B] → scores [B, N] of every entity as the head."""
         cand = self.entity.all() if candidates is None else candidates
         scores = self.interaction.score_heads(self.relation(r), self.entity(t), cand)
-        return self._prior_to_all(scores, t, r)
-
-    def _prior_to_all(self, scores: Tensor, anchor: Tensor, r: Tensor) -> Tensor:
-        """scores [B, N] of queries about ``anchor`` [B] under relations ``r`` [B], plus the prior
-        (the similarity is symmetric, so one form serves head and tail queries)."""
-        if self.similarity_weight is None:
-            return scores
-        return scores + self.similarity_weight[r].unsqueeze(1) * self.entity.similarity_to_all(anchor)
+        return scores if self.prior is None else scores + self.prior.to_all(self.entity, t, r, HEAD)
 
 
 def build_model(
@@ -169,4 +159,12 @@ def build_model(
             without_structure=spec.without_structure,
         )
     similarity = spec.similarity if entity is not None else 0.0
-    return KGEModel(num_entities, num_relations, interaction, spec.init, entity=entity, similarity=similarity)
+    return KGEModel(
+        num_entities,
+        num_relations,
+        interaction,
+        spec.init,
+        entity=entity,
+        similarity=similarity,
+        typing=spec.typing,
+    )

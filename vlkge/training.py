@@ -56,15 +56,18 @@ def parameter_groups(
     model: KGEModel, spec: TrainConfig, tuner: EncoderTuner | None = None
 ) -> list[dict[str, Any]]:
     """Tables (and the backbone's own parameters) at ``train.lr``; the shared layers of multimodal
-    models (projections, fusion, imaginary part, similarity weights) at ``train.projection_lr``:
+    models (projections, fusion, imaginary part) at ``train.projection_lr``, the feature prior at
+    ``train.prior_lr``:
     one dense matrix gets a gradient from every entity, and a per-coordinate optimiser step of
     ``lr`` would move every projected vector far more than a table row moves; the encoder's
     unfrozen layers at ``train.finetune_lr``. Groups after the first are the shared ones."""
-    shared = model.shared_parameters()
-    ids = {id(p) for p in shared}
+    shared, prior = model.shared_parameters(), model.prior_parameters()
+    ids = {id(p) for p in shared + prior}
     groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if id(p) not in ids]}]
     if shared:
         groups.append({"params": shared, "lr": spec.projection_lr})
+    if prior:
+        groups.append({"params": prior, "lr": spec.prior_lr})
     if tuner is not None:
         groups.append({"params": tuner.parameters(), "lr": spec.finetune_lr})
     return groups

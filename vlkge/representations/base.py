@@ -43,6 +43,8 @@ class BatchRows:
     batch: Tensor
     replacement: Tensor
     ids: Tensor | None = None
+    #: [U] bool: which of those entities have their structure in this step (after dropout)
+    structured: Tensor | None = None
 
     def global_ids(self, local: Tensor) -> Tensor:
         """Positions in ``table`` → entity ids of the graph."""
@@ -91,6 +93,15 @@ class EntityRepresentation(nn.Module):
     def similarity(self, a: Tensor, b: Tensor) -> Tensor | None:
         """Entity ids a, b [*] (one shape) → feature similarity [*], or None without features."""
         return None
+
+    def structured(self) -> Tensor:
+        """[N] bool: entities with a structural part (all, for a table)."""
+        return torch.ones(self.num_entities, dtype=torch.bool)
+
+    def unit_features(self, ids: Tensor) -> Tensor:
+        """Entity ids [*] → [*, D]: each modality's L2-normalised features side by side (zero where
+        the entity lacks it)."""
+        raise NotImplementedError("no features")
 
     def similarity_in_batch(self, rows: BatchRows, corrupt_head: Tensor) -> tuple[Tensor, Tensor]:
         """A training batch's feature similarities: (positives [B], corruptions [B, K])."""

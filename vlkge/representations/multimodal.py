@@ -166,7 +166,8 @@ class MultimodalRepresentation(EntityRepresentation):
         ids, batch, replacement = renumber_entities(batch, replacement)
         fresh_rows = None if fresh is None else fresh(ids[torch.cat([batch[:, 0], batch[:, 2]])])
         dropped = None if drop is None else drop(len(ids))
-        return BatchRows(self.rows(ids, fresh_rows, dropped), batch, replacement, ids)
+        _, structured = self._without_structure(self.mask[ids], self.has_structure[ids], dropped)
+        return BatchRows(self.rows(ids, fresh_rows, dropped), batch, replacement, ids, structured)
 
     def rows(
         self, ids: Tensor, fresh: FreshRows | None = None, drop_structure: Tensor | None = None
@@ -214,6 +215,24 @@ class MultimodalRepresentation(EntityRepresentation):
         return torch.cat([has_structure.unsqueeze(1), mask[:, 1:]], dim=1), has_structure
 
     # -- feature similarity -------------------------------------------------------------------
+    def structured(self) -> Tensor:
+        """[N] bool: entities with a structural part (those of the train split)."""
+        return self.has_structure
+
+    @property
+    def feature_width(self) -> int:
+        """D: the width of :meth:`unit_features` (the feature modalities' widths added up)."""
+        return sum(int(self.feature_table(m).shape[1]) for m in self.feature_modalities)
+
+    def unit_features(self, ids: Tensor) -> Tensor:
+        """Entity ids [*] → [*, D]: each modality's L2-normalised features side by side, zero where
+        the entity lacks the modality."""
+        blocks = []
+        for m in self.feature_modalities:
+            have = self.mask[ids, self.modalities.index(m)].unsqueeze(-1)
+            blocks.append(F.normalize(self.feature_table(m)[ids], dim=-1) * have)
+        return torch.cat(blocks, dim=-1)
+
     def similarity(self, a: Tensor, b: Tensor) -> Tensor:
         """Entity ids a, b [*] (one shape) → [*]: mean cosine over the feature modalities both
         have (0 when none, and for an entity with itself)."""
