@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "vlkge.model",
             "vlkge.representations",
+            "vlkge.prior",
             "vlkge.fusion",
             "vlkge.interactions",
             "vlkge.gathered",
