@@ -150,7 +150,10 @@ class Trainer:
             parameter_groups(self.model, self.spec, self.tuner), lr=self.spec.lr
         )
         self.state = TrainState()
-        self.filters = Filters.build(graph.all_triples(), graph.num_relations, "correct")
+        # model selection never sees test triples: the validation filter knows train and valid only
+        self.filters = Filters.build(
+            graph.triples_of(("train", "valid")), graph.num_relations, self.spec.valid_protocol
+        )
         self.downsample = self._downsampling()
 
     def _check_spec(self) -> None:
@@ -311,6 +314,7 @@ class Trainer:
             self.model,
             self.graph,
             "valid",
+            protocol=self.spec.valid_protocol,
             filters=self.filters,
             batch_size=self.config.evaluate.batch_size,
         )
@@ -334,7 +338,7 @@ class Trainer:
                     self.save_weights(WEIGHTS)
                 else:
                     state.bad_evaluations += 1
-                    state.stopped_early = state.bad_evaluations >= spec.patience
+                    state.stopped_early = 0 < spec.patience <= state.bad_evaluations
             state.epoch = epoch
             state.history.append(record)
             if not has_valid:
