@@ -119,7 +119,7 @@ def stage_train(args: argparse.Namespace) -> dict:
         "valid_eval_s": round(evaluated - trained, 1),
         "valid_queries": result["overall"]["count"],
         "valid_mrr": round(result["overall"]["mrr"], 4),
-        "excluded_triples": result["setup"].get("excluded_triples", 0),
+        "unrepresented_queries": result["setup"].get("unrepresented_queries", 0),
         "peak_gib": round(peak_gib(), 2),
     }
 
@@ -175,7 +175,7 @@ def main() -> None:
         )
         print(
             f"full valid evaluation: {train['valid_eval_s']} s for {train['valid_queries']:,} queries "
-            f"(MRR {train['valid_mrr']}, {train['excluded_triples']} triples without representation)"
+            f"(MRR {train['valid_mrr']}, {train['unrepresented_queries']} queries without representation)"
         )
         print(f"peak memory of the training process: {train['peak_gib']} GiB")
 

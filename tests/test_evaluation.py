@@ -101,9 +101,12 @@ def test_candidate_pools_and_excluded_relations(tmp_path):
     metrics = evaluate(model, graph, "test")
     assert metrics["overall"]["count"] == 1  # r1 excluded, tail direction only
     assert "head" not in metrics
-    assert metrics["overall"]["mrr"] == 1.0  # pool of r0 tails = {e1, e4}; e1 is filtered
+    # the pool of r0 tails comes from train and valid only: {e1}; the answer e4 (a tail in test
+    # only) is outside it: a miss at the worst rank (1 + the unfiltered pool: e1 is filtered)
+    assert metrics["setup"]["outside_pool_queries"] == 1
     unpooled = evaluate(model, graph, "test", candidate_pools_mode="all")
     assert unpooled["overall"]["mrr"] == pytest.approx(1 / 4)
+    assert unpooled["setup"]["outside_pool_queries"] == 0
 
 
 def test_nan_scores_are_an_error(tmp_path):

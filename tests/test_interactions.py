@@ -6,11 +6,13 @@ import pytest
 import torch
 
 from vlkge import components
-from vlkge.gathered import sampled_dot
+from vlkge.gathered import sampled_dot, sampled_l1
 from vlkge.interactions import make_interaction
 
 BACKBONES = [("transe", 1), ("transe", 2), ("distmult", 2), ("complex", 2), ("rotate", 2)]
 DIM, N, B = 6, 11, 4
+#: the VL-KGE reference code's TransE: entities and relations L2-normalised in the forward pass
+NORMALISED = {"normalize_entities": True, "normalize_relations": True}
 
 
 def _tables(inter, seed=0):
@@ -66,14 +68,83 @@ def test_known_values():
     assert make_interaction("distmult", dim=2, margin=4.0).score(h, r, t).item() == pytest.approx(-0.5)
 
 
-def test_sampled_dot_gradients_match_gather():
+@pytest.mark.parametrize(
+    ("sampled", "kernel"),
+    [
+        (sampled_dot, lambda q, e: (q * e).sum(-1)),
+        (sampled_l1, lambda q, e: (q - e).abs().sum(-1)),
+    ],
+)
+def test_sampled_forms_match_gather_with_their_gradients(sampled, kernel):
     gen = torch.Generator().manual_seed(3)
     queries = torch.randn(7, 2, 5, dtype=torch.float64, generator=gen, requires_grad=True)
     table = torch.randn(9, 5, dtype=torch.float64, generator=gen, requires_grad=True)
     index = torch.randint(0, 9, (7, 6), generator=gen)
     side = torch.randint(0, 2, (7, 6), generator=gen)
-    assert torch.autograd.gradcheck(lambda q, w: sampled_dot(q, w, index, side), (queries, table))
+    chosen = queries.gather(1, side.unsqueeze(-1).expand(7, 6, 5))
+    torch.testing.assert_close(sampled(queries, table, index, side), kernel(chosen, table[index]))
+    assert torch.autograd.gradcheck(lambda q, w: sampled(q, w, index, side), (queries, table))
 
 
 def test_registry_lists_the_four_backbones():
     assert {"complex", "distmult", "rotate", "transe"} <= set(components.BACKBONES.names())
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_normalised_transe_score_forms_agree(p):
+    """With the reference code's normalisation, the 1-vs-all and sampled forms still equal the
+    element-wise score, and scaling an entity row or a relation row changes nothing."""
+    inter = make_interaction("transe", dim=DIM, p_norm=p, margin=12.0, options=NORMALISED)
+    ent, rel = _tables(inter, seed=4)
+    h, r, t = torch.tensor([0, 3, 5, 7]), torch.tensor([0, 1, 2, 1]), torch.tensor([1, 2, 9, 10])
+    tails = inter.score_tails(ent[h], rel[r], ent)
+    heads = inter.score_heads(rel[r], ent[t], ent)
+    for b in range(B):
+        torch.testing.assert_close(
+            tails[b], inter.score(ent[h[b]].expand(N, -1), rel[r[b]].expand(N, -1), ent)
+        )
+        torch.testing.assert_close(
+            heads[b], inter.score(ent, rel[r[b]].expand(N, -1), ent[t[b]].expand(N, -1))
+        )
+    gen = torch.Generator().manual_seed(5)
+    index = torch.randint(0, N, (B, 5), generator=gen)
+    corrupt_head = torch.rand(B, 5, generator=gen) < 0.5
+    queries = torch.stack([inter.head_query(rel[r], ent[t]), inter.tail_query(ent[h], rel[r])], dim=1)
+    got = inter.compare_sampled(queries, ent, index, (~corrupt_head).long())
+    expected = inter.score(
+        ent[torch.where(corrupt_head, index, h[:, None])],
+        rel[r][:, None, :],
+        ent[torch.where(corrupt_head, t[:, None], index)],
+    )
+    torch.testing.assert_close(got, expected)
+    scaled = inter.score(3.0 * ent[h], 0.5 * rel[r], 7.0 * ent[t])
+    torch.testing.assert_close(scaled, inter.score(ent[h], rel[r], ent[t]))
+    # by hand: unit vectors h = (1, 0), r = (0, 1), t = (0, 1) → ‖h + r − t‖₁ = 1, γ − 1 = 11
+    two = make_interaction("transe", dim=2, p_norm=1, margin=12.0, options=NORMALISED)
+    one = two.score(torch.tensor([5.0, 0.0]), torch.tensor([0.0, 2.0]), torch.tensor([0.0, 3.0]))
+    assert one.item() == pytest.approx(11.0)
+
+
+def test_normalisation_is_in_the_forward_pass():
+    """The gradient flows through the normalisation (not a projection after the step): it is
+    orthogonal to the entity row it reaches, so a step does not change the row's scale to first
+    order, and the plain TransE's gradient is not."""
+    inter = make_interaction("transe", dim=DIM, p_norm=2, options=NORMALISED)
+    ent, rel = _tables(inter, seed=6)
+    h = ent[0].clone().requires_grad_(True)
+    inter.score(h, rel[0], ent[1]).backward()
+    assert h.grad.abs().sum() > 0
+    assert torch.dot(h.grad, h.detach()).abs() < 1e-10
+    plain = make_interaction("transe", dim=DIM, p_norm=2)
+    h2 = ent[0].clone().requires_grad_(True)
+    plain.score(h2, rel[0], ent[1]).backward()
+    assert torch.dot(h2.grad, h2.detach()).abs() > 1e-6
+
+
+def test_transe_options_are_checked():
+    from vlkge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"normalize_entities"):
+        make_interaction("transe", dim=2, options={"normalize_entities": "yes"})
+    with pytest.raises(ConfigError, match=r"no option 'normalise'"):
+        make_interaction("transe", dim=2, options={"normalise": True})

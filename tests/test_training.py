@@ -32,7 +32,10 @@ def test_each_backbone_learns_the_demo_graph(demo_graph, tmp_path, backbone):
     trainer.fit(show=False, log=None)
     mrr = evaluate(load_model(tmp_path / backbone, demo_graph), demo_graph, "test")["overall"]["mrr"]
     random_mrr = sum(1 / k for k in range(1, demo_graph.num_entities + 1)) / demo_graph.num_entities
-    assert mrr > 10 * random_mrr, f"{backbone} MRR {mrr:.3f} vs random {random_mrr:.3f}"
+    # TransE (dim 32, γ = 0) plateaus here at test MRR ~.20-.21 from epoch 6 on (valid .23): its
+    # kept epoch, chosen on valid filtered with train + valid only, is 6 (test .202), against 12
+    # (.215) when the validation filter also held the test triples; 8× random is still learning
+    assert mrr > 8 * random_mrr, f"{backbone} MRR {mrr:.3f} vs random {random_mrr:.3f}"
 
 
 def test_same_seed_same_metrics(demo_graph, tmp_path):
@@ -64,8 +67,9 @@ def test_early_stopping_keeps_the_best_weights(demo_graph, tmp_path):
     params = small_params(epochs=40, eval_every=1, patience=2, lr=5.0)  # a too-high lr degrades
     trainer = Trainer(demo_graph, params, tmp_path / "run")
     state = trainer.fit(show=False, log=None)
-    valid = evaluate(load_model(tmp_path / "run", demo_graph), demo_graph, "valid")["overall"]["mrr"]
-    assert valid == pytest.approx(state.best_mrr)
+    best = load_model(tmp_path / "run", demo_graph)
+    valid = evaluate(best, demo_graph, "valid", filters=trainer.filters)["overall"]["mrr"]
+    assert valid == pytest.approx(state.best_mrr)  # under the selection's filter (train + valid)
     assert state.epoch < 40 and state.stopped_early
 
 

@@ -100,7 +100,7 @@ def test_unseen_entities_are_reported_apart(tiny, tmp_path):
     }
 
 
-def test_entity_with_no_modality_and_no_structure_is_excluded(tiny, caplog):
+def test_entity_with_no_modality_and_no_structure_is_a_counted_miss(tiny, caplog):
     graph, _ = tiny
     # structure + visual only: the unseen entity has no image (images: entities 0..7)
     params = vl_params(modalities=["structural", "visual"])
@@ -108,10 +108,15 @@ def test_entity_with_no_modality_and_no_structure_is_excluded(tiny, caplog):
         trainer = Trainer(graph, params, graph.root.parent / "models" / "excluded")
     assert trainer.excluded == [f"e{UNSEEN}"]
     assert "no modality and no structure" in caplog.text
+    # its queries are misses at the worst rank, counted (not dropped); dropping is an opt-in
     metrics = evaluate(trainer.model, graph, "test")
     assert metrics["setup"]["excluded_entities"] == 1
-    assert metrics["setup"]["excluded_triples"] == 2
-    assert metrics["entities"]["unseen"]["count"] == 0
+    assert metrics["setup"]["unrepresented_queries"] == 4  # 2 triples, both directions
+    assert metrics["entities"]["unseen"]["count"] == 4
+    assert metrics["entities"]["unseen"]["mrr"] < 2 / graph.num_entities
+    dropped = evaluate(trainer.model, graph, "test", missing="drop")
+    assert dropped["setup"]["dropped_queries"] == 4
+    assert dropped["overall"]["count"] == metrics["overall"]["count"] - 4
 
 
 def _copy_store(tiny, tmp_path):

@@ -32,7 +32,16 @@ from vlkge.errors import ConfigError, InputError
 from vlkge.graph import Graph, read_graph
 from vlkge.model import KGEModel
 from vlkge.predict import Prediction
-from vlkge.runs import CHECKPOINT, Run, load_run, require_features, run_encoder, run_path
+from vlkge.runs import (
+    CHECKPOINT,
+    Run,
+    load_run,
+    require_features,
+    run_encoder,
+    run_path,
+    seed_dir,
+    seed_runs,
+)
 from vlkge.training import TrainState
 from vlkge.zeroshot import ZeroShotResult
 
@@ -160,12 +169,48 @@ def train(
     return Trained(run_dir, graph, trainer.model, state, trainer.is_main)
 
 
+def train_seeds(
+    dataset: str | None = None,
+    config: Config | None = None,
+    data_dir: str | Path = "data",
+    *,
+    out: str | None = None,
+    **options: Any,
+) -> list[Trained]:
+    """:func:`train` once per seed of ``train.seeds`` (``seed``, ``seed + 1``, …) into the group
+    ``<out>/seed-<s>/`` (the runs :func:`evaluate` and :func:`report` read as one, mean ± sd).
+    ``options``: :func:`train`'s ``resume``, ``show`` and ``log``, for every run (``resume=None``:
+    continue the runs that have a checkpoint, start the others)."""
+    log = options.get("log", _stderr)
+    name, config = _setup(dataset, config)
+    group = run_path(out or config.model.backbone, data_dir, name)
+    if (group / CHECKPOINT).exists() or (group / "config.json").exists():
+        raise InputError(
+            "this is a single run, not a group of seeds", path=group, hint="pass --out NAME for a new group"
+        )
+    done = []
+    for seed in range(config.seed, config.seed + config.train.seeds):
+        if log is not None:
+            log(f"seed {seed} ({seed - config.seed + 1} of {config.train.seeds})")
+        run = str(seed_dir(group, seed))
+        done.append(train(name, config.updated({"seed": seed}), data_dir, out=run, **options))
+    return done
+
+
 @dataclass
 class Evaluation:
-    """The metrics of a run (the evaluation's JSON) and the run they are of."""
+    """The metrics of a run (the evaluation's JSON) and the run they are of; for a group of seeds,
+    the metrics are their mean with the standard deviations beside (``sd``, ``seeds``), ``run`` is
+    the first seed's and ``group`` the group's directory."""
 
     run: Run
     metrics: dict[str, Any]
+    group: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        """Where the evaluation belongs: the group's directory, else the run's."""
+        return self.group or self.run.path
 
 
 def evaluate(
@@ -175,23 +220,45 @@ def evaluate(
     *,
     dataset: str | None = None,
 ) -> Evaluation:
-    """Filtered link-prediction metrics of a trained run on ``evaluate.split`` under
-    ``evaluate.protocol`` (directions and pools: the graph's, unless ``evaluate`` overrides them),
-    on the run's own device."""
-    from vlkge.evaluation import evaluate as run_evaluation
+    """Filtered link-prediction metrics of a trained run (or of every run of a group of seeds,
+    aggregated) on ``evaluate.split`` under ``evaluate.protocol`` (directions and pools: the
+    graph's, unless ``evaluate`` overrides them), on the run's own device."""
+    from vlkge.metric_tables import aggregate_seeds
 
     config = config or load_config()
-    opened = load_run(_run_dir(run, dataset, config, data_dir))
+    path = _run_dir(run, dataset, config, data_dir)
+    members = seed_runs(path)
+    if not members:
+        opened = load_run(path)
+        return Evaluation(opened, _evaluate_run(opened, config))
+    results, first = [], None
+    for member in members:
+        opened = load_run(member)
+        first = first or opened
+        results.append(_evaluate_run(opened, config))
+    return Evaluation(first, aggregate_seeds(results), group=path)
+
+
+def _evaluate_run(opened: Run, config: Config) -> dict[str, Any]:
+    from vlkge.evaluation import evaluate as run_evaluation
+
     spec = config.evaluate
-    protocol = {
+    options = {
         "protocol": spec.protocol,
         "directions": spec.directions,
         "candidate_pools_mode": spec.candidate_pools,
+        "missing": spec.missing,
     }
+<<<<<<< HEAD
     metrics = run_evaluation(opened.model, opened.graph, spec.split, batch_size=spec.batch_size, **protocol)
     if opened.config.model.multimodal:  # features: the baseline they give untrained, same queries
         metrics["neighbours"] = _neighbours_beside(opened, metrics, spec.batch_size, protocol)
     return Evaluation(opened, metrics)
+=======
+    metrics = run_evaluation(opened.model, opened.graph, spec.split, batch_size=spec.batch_size, **options)
+    metrics["seed"] = opened.config.seed
+    return metrics
+>>>>>>> paper
 
 
 def _neighbours_beside(opened: Run, metrics: dict[str, Any], batch_size: int, protocol: dict) -> dict:
@@ -338,7 +405,6 @@ def report(
     JSON; returns the files written."""
     import json
 
-    from vlkge.evaluation import evaluate as run_evaluation
     from vlkge.reports import queries_from_predictions, sample_queries, top_predictions, write_report
 
     name, config = _setup(dataset, config)
@@ -350,13 +416,20 @@ def report(
         queries = queries_from_predictions(graph, result.get("predictions", []))
         label = title or f"{name} · zero-shot"
     else:
-        opened = load_run(_run_dir(source, dataset, config, data_dir), device="cpu")
+        # a group of seeds: its aggregated evaluation, the first seed's model for the top-k page
+        run_dir = _run_dir(source, dataset, config, data_dir)
+        members = seed_runs(run_dir)
+        opened = load_run(members[0] if members else run_dir, device="cpu")
         graph = opened.graph
-        result = evaluation or run_evaluation(opened.model, graph, spec.split, batch_size=spec.batch_size)
+        if evaluation is None:
+            evaluation = (
+                evaluate(run_dir, config, data_dir).metrics if members else _evaluate_run(opened, config)
+            )
+        result = evaluation
         split = result.get("setup", {}).get("split", spec.split)
         queries = top_predictions(
             opened.model, graph, sample_queries(graph, split, per_relation, config.seed), top_k
         )
         dataset_name = opened.record.get("dataset") or graph.meta.get("dataset")
-        label = title or f"{dataset_name} · {opened.config.model.backbone} · {opened.path.name}"
+        label = title or f"{dataset_name} · {opened.config.model.backbone} · {run_dir.name}"
     return write_report(out, graph, result, queries, title=label)

@@ -79,6 +79,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    seeds: int
     epochs: int
     batch_size: int
     negatives: int
@@ -90,6 +91,7 @@ class TrainConfig:
     eval_every: int
     patience: int
     min_delta: float
+    valid_protocol: str
     device: str
     threads: int
     projection_lr: float
@@ -108,6 +110,7 @@ class EvaluateConfig:
     batch_size: int
     directions: str | None
     candidate_pools: str | None
+    missing: str
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ class Config:
 
     dataset: str
     seed: int
+    preset: str | None
     crawl: CrawlConfig
     clean: CleanConfig
     model: ModelConfig
@@ -163,7 +167,7 @@ class Config:
     def updated(self, overrides: Params, *, source: str = "command line") -> Config:
         """A copy with ``overrides`` (nested like the YAML; ``None`` values ignored) merged in and
         checked."""
-        params = merge(self.to_params(), _drop_none(overrides), source=source)
+        params = _layer(self.to_params(), _drop_none(overrides), source=source)
         check_values(params)
         return Config.from_params(params)
 
@@ -288,10 +292,54 @@ def load_params(path: str | Path | None = None, overrides: Params | None = None)
         )
     if candidate.is_file():
         params = merge(params, _read_yaml(candidate), source=str(candidate))
-    if overrides:
-        params = merge(params, _drop_none(overrides), source="command line")
+    params = _layer(params, _drop_none(overrides or {}), source="command line", fresh=True)
     check_values(params)
     return params
+
+
+# ----------------------------------------------------------------------------- presets
+
+#: named recipes shipped with the package (``vlkge/presets/<name>.yaml``)
+PRESET_DIR = Path(str(resources.files("vlkge").joinpath("presets")))
+
+
+def preset_names() -> list[str]:
+    """The shipped presets' file stems (``paper-transe`` …)."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def preset_path(name: str, backbone: str) -> Path:
+    """The file of preset ``name``: a YAML path, else ``presets/<name>.yaml``, else
+    ``presets/<name>-<backbone>.yaml`` (``paper`` with backbone ``transe`` → ``paper-transe``)."""
+    if name.endswith((".yaml", ".yml")):
+        if not Path(name).is_file():
+            raise ConfigError("preset file not found", path=name, key="preset", hint="check the path")
+        return Path(name)
+    for stem in (name, f"{name}-{backbone}"):
+        if (PRESET_DIR / f"{stem}.yaml").is_file():
+            return PRESET_DIR / f"{stem}.yaml"
+    raise ConfigError(
+        f"no preset {name!r} for the backbone {backbone!r}",
+        key="preset",
+        hint=f"shipped presets: {', '.join(preset_names())} (or a YAML file)",
+    )
+
+
+def _layer(params: Params, overrides: Params, *, source: str, fresh: bool = False) -> Params:
+    """``params`` ← the preset the overrides name (``fresh``: else the one ``params`` name, as read
+    from a params file) ← the overrides: a preset sits above the params file and below the flags.
+    Its backbone is the overrides' when they set one. A preset already applied (a config being
+    updated) is not applied again."""
+    name = overrides.get("preset") or (params.get("preset") if fresh else None)
+    if name:
+        backbone = overrides.get("model", {}).get("backbone") or params["model"]["backbone"]
+        path = preset_path(str(name), str(backbone))
+        recipe = _read_yaml(path)
+        if "preset" in recipe:
+            raise ConfigError("a preset cannot name another preset", path=path, key="preset")
+        params = merge(params, recipe, source=str(path))
+        params["preset"] = str(name)
+    return merge(params, overrides, source=source) if overrides else params
 
 
 def load_config(path: str | Path | None = None, overrides: Params | None = None) -> Config:
@@ -335,7 +383,9 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("train.lr", lambda v: v > 0, "must be positive"),
     ("train.regularization", lambda v: v >= 0, "must be >= 0"),
     ("train.eval_every", lambda v: v > 0, "must be positive"),
-    ("train.patience", lambda v: v > 0, "must be positive"),
+    ("train.seeds", lambda v: v >= 1, "must be >= 1"),
+    ("train.patience", lambda v: v >= 0, "must be >= 0 (0: no early stopping)"),
+    ("train.valid_protocol", lambda v: v in ("correct", "paper"), "use correct or paper"),
     ("evaluate.batch_size", lambda v: v > 0, "must be positive"),
     ("train.device", _device_ok, "use auto, cpu or cuda[:N]"),
     (
@@ -346,6 +396,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("evaluate.protocol", lambda v: v in ("correct", "paper"), "use correct or paper"),
     ("evaluate.directions", lambda v: v in (None, "both", "tail"), "use both or tail"),
     ("evaluate.candidate_pools", lambda v: v in (None, "all", "per_relation"), "use all or per_relation"),
+    ("evaluate.missing", lambda v: v in ("worst", "drop", "error"), "use worst, drop or error"),
     ("model.p_norm", lambda v: v in (1, 2), "use 1 or 2"),
     ("model.imaginary", lambda v: v in ("projection", "gated"), "use projection or gated"),
     ("model.similarity", lambda v: v >= 0, "must be >= 0 (0: no feature prior)"),

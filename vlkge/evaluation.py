@@ -37,6 +37,8 @@ class RankResult:
     direction: Tensor  # int64: 0 head query, 1 tail query
     answer: Tensor  # int64: the true entity being ranked
     anchor: Tensor  # int64: the given entity of the query
+    unrepresented: Tensor  # bool: touches an entity with no representation (a miss, worst rank)
+    outside_pool: Tensor  # bool: the answer is outside the relation's candidate pool (a miss)
 
 
 def metrics_of(rank: Tensor) -> dict[str, float]:
@@ -79,10 +81,12 @@ def rank_triples(
 ) -> RankResult:
     """Rank every query of ``triples`` [Q, 3] against all entities, filtered.
 
-    ``pools`` (head mask [R, N], tail mask [R, N]) restricts candidates per relation;
-    ``exclude`` [N] bool removes entities (no representation) from the candidates. Queries are
-    scored in chunks of at most ``batch_size`` that fit ``memory_mib`` (:func:`chunk_rows`);
-    triples of a chunk that share their query (anchor, relation) are scored once.
+    ``pools`` (head mask [R, N], tail mask [R, N]) restricts candidates per relation; an answer
+    outside its pool is a miss at the worst rank. ``exclude`` [N] bool: entities with no
+    representation: never candidates, and a query touching one (as anchor or answer) is a miss at
+    the worst rank. Queries are scored in chunks of at most ``batch_size`` that fit
+    ``memory_mib`` (:func:`chunk_rows`); triples of a chunk that share their query (anchor,
+    relation) are scored once.
     """
     was_training = model.training
     model.eval()
@@ -90,7 +94,10 @@ def rank_triples(
     candidates = model.entity.all()
     batch_size = chunk_rows(candidates.shape[0], batch_size, memory_mib)
     keep_candidates = None if exclude is None or not exclude.any() else ~exclude.to(device)
-    parts: dict[str, list[Tensor]] = {k: [] for k in ("opt", "pess", "rel", "dir", "ans", "anc")}
+    parts: dict[str, list[Tensor]] = {
+        k: [] for k in ("opt", "pess", "rel", "dir", "ans", "anc", "unr", "out")
+    }
+    absent = torch.zeros(len(candidates), dtype=torch.bool) if exclude is None else exclude.cpu()
     wanted = ("tail",) if directions == "tail" else DIRECTIONS
     for direction in wanted:
         is_tail = direction == "tail"
@@ -101,29 +108,32 @@ def rank_triples(
             h, r, t = chunk[:, 0], chunk[:, 1], chunk[:, 2]
             anchor, answer = (h, t) if is_tail else (t, h)
             keys = anchor * num_relations + r
-            unique, which = torch.unique(keys, return_inverse=True)  # sorted
-            shared = len(unique) < len(keys)
-            queries = (unique // num_relations, unique % num_relations) if shared else (anchor, r)
-            dev = (queries[0].to(device), queries[1].to(device))
-            if is_tail:
-                scores = model.score_tails(dev[0], dev[1], candidates)
-            else:
-                scores = model.score_heads(dev[1], dev[0], candidates)
-            if shared:
-                scores = scores[which.to(device)]  # one row per triple again
+            scores = _query_scores(model, keys, num_relations, is_tail, candidates)
             rows, cols = index.lookup(keys)
             allowed = None if pool is None else pool[r].to(device)
+            outside = torch.zeros_like(r, dtype=torch.bool) if pool is None else ~pool[r, answer]
             if keep_candidates is not None:
                 allowed = keep_candidates.expand(len(r), -1) if allowed is None else allowed & keep_candidates
+            unrepresented = absent[h] | absent[t]
             ranked = rank_filtered(
-                scores.float(), answer.to(device), (rows.to(device), cols.to(device)), allowed
+                scores.float(),
+                answer.to(device),
+                (rows.to(device), cols.to(device)),
+                allowed,
+                miss=(unrepresented | outside).to(device),
             )
-            parts["opt"].append(ranked.optimistic.cpu())
-            parts["pess"].append(ranked.pessimistic.cpu())
-            parts["rel"].append(r)
-            parts["dir"].append(torch.full_like(r, int(is_tail)))
-            parts["ans"].append(answer)
-            parts["anc"].append(anchor)
+            found = {
+                "opt": ranked.optimistic.cpu(),
+                "pess": ranked.pessimistic.cpu(),
+                "rel": r,
+                "dir": torch.full_like(r, int(is_tail)),
+                "ans": answer,
+                "anc": anchor,
+                "unr": unrepresented,
+                "out": outside,
+            }
+            for key, value in found.items():
+                parts[key].append(value)
     model.train(was_training)
     cat = {k: torch.cat(v) if v else torch.empty(0, dtype=torch.long) for k, v in parts.items()}
     return RankResult(
@@ -134,7 +144,26 @@ def rank_triples(
         direction=cat["dir"],
         answer=cat["ans"],
         anchor=cat["anc"],
+        unrepresented=cat["unr"].bool(),
+        outside_pool=cat["out"].bool(),
     )
+
+
+def _query_scores(
+    model: KGEModel, keys: Tensor, num_relations: int, is_tail: bool, candidates: Tensor
+) -> Tensor:
+    """Scores [B, N] of a chunk's queries, keys [B] = anchor·R + relation; the triples that share
+    their query are scored once."""
+    device = candidates.device
+    unique, which = torch.unique(keys, return_inverse=True)  # sorted
+    shared = len(unique) < len(keys)
+    ids = unique if shared else keys
+    anchor, relation = (ids // num_relations).to(device), (ids % num_relations).to(device)
+    if is_tail:
+        scores = model.score_tails(anchor, relation, candidates)
+    else:
+        scores = model.score_heads(relation, anchor, candidates)
+    return scores[which.to(device)] if shared else scores  # one row per triple
 
 
 def summarize(result: RankResult, relation_keys: list[str]) -> dict[str, Any]:
@@ -171,6 +200,10 @@ def evaluation_triples(graph: Graph, split: str) -> Tensor:
     return triples
 
 
+#: what a query touching an entity with no representation becomes (``evaluate.missing``)
+MISSING_MODES = ("worst", "drop", "error")
+
+
 def evaluate(
     model: KGEModel,
     graph: Graph,
@@ -182,30 +215,27 @@ def evaluate(
     batch_size: int = 1024,
     filters: Filters | None = None,
     memory_mib: float = MEMORY_MIB,
+    missing: str = "worst",
 ) -> dict[str, Any]:
     """Filtered evaluation of ``model`` on ``graph``'s ``split``; returns the metrics dict.
 
+    ``filters``: the known triples to filter (default: all splits; model selection passes train
+    and valid only). A query touching an entity with no representation is, by ``missing``: a miss
+    at its worst possible rank, counted (``worst``), left out with its count in the table
+    (``drop``, opt-in), or refused (``error``); so is an answer outside its relation's candidate
+    pool (always a counted miss). A split with no query the model can score is an InputError.
     Queries are scored ``batch_size`` at a time, fewer when a chunk's scores would exceed
     ``memory_mib`` (large candidate sets)."""
+    if missing not in MISSING_MODES:
+        raise ValueError(f"unknown missing mode {missing!r}")
     proto = graph.protocol
     directions = directions or proto["directions"]
     pools_mode = candidate_pools_mode or proto["candidate_pools"]
     if filters is None:
         filters = Filters.build(graph.all_triples(), graph.num_relations, protocol)
     pools = candidate_pools(graph) if pools_mode == "per_relation" else None
-    triples = evaluation_triples(graph, split)
     exclude = _without_representation(model)
-    excluded_triples = 0
-    if exclude.any():
-        touches = exclude[triples[:, 0]] | exclude[triples[:, 2]]
-        excluded_triples = int(touches.sum())
-        if excluded_triples:
-            log.warning(
-                "%d %s triple(s) touch entities with no modality and no structure: excluded",
-                excluded_triples,
-                split,
-            )
-        triples = triples[~touches]
+    triples, dropped = _scorable(evaluation_triples(graph, split), exclude, split, missing)
     result = rank_triples(
         model,
         triples,
@@ -219,6 +249,7 @@ def evaluate(
     )
     metrics = summarize(result, graph.relation_keys)
     metrics["entities"] = seen_unseen(result, graph)
+    per_triple = 1 if directions == "tail" else 2
     metrics["setup"] = {
         "split": split,
         "protocol": protocol,
@@ -227,9 +258,45 @@ def evaluate(
         "ties": "realistic (mean of optimistic and pessimistic rank)",
         "excluded_relations": list(proto.get("excluded_relations") or []),
         "excluded_entities": int(exclude.sum()),
-        "excluded_triples": excluded_triples,
+        "missing": missing,
+        "unrepresented_queries": int(result.unrepresented.sum()) + dropped * per_triple,
+        "dropped_queries": dropped * per_triple,
+        "outside_pool_queries": int((result.outside_pool & ~result.unrepresented).sum()),
     }
     return metrics
+
+
+def _scorable(triples: Tensor, exclude: Tensor, split: str, missing: str) -> tuple[Tensor, int]:
+    """The split's triples to rank and how many were dropped (``missing: drop``); refuses a split
+    whose every query touches an entity with no representation, or that has none at all."""
+    touches = exclude[triples[:, 0]] | exclude[triples[:, 2]]
+    count = int(touches.sum())
+    if count == len(triples):
+        reason = (
+            "has no triples to evaluate"
+            if count == 0
+            else f"has no query that can be scored: all {count} triple(s) touch unrepresented entities"
+        )
+        raise InputError(
+            f"the {split} split {reason}",
+            hint="evaluate another split, or give those entities a modality (features) or structure",
+        )
+    if not count:
+        return triples, 0
+    if missing == "error":
+        raise InputError(
+            f"{count} {split} triple(s) touch entities with no modality and no structure",
+            hint="set evaluate.missing: worst (score them as misses) or drop (leave them out, counted)",
+        )
+    if missing == "drop":
+        log.warning("%d %s triple(s) touch entities with no representation: dropped (opt-in)", count, split)
+        return triples[~touches], count
+    log.warning(
+        "%d %s triple(s) touch entities with no representation: scored as misses at the worst rank",
+        count,
+        split,
+    )
+    return triples, 0
 
 
 def _without_representation(model: KGEModel) -> Tensor:

@@ -13,6 +13,10 @@ settings) whose allocation and backward scatter dominate an epoch. Here the pair
 
 The table gradient is dense [N, w] by default, or a sparse COO tensor over the touched rows when
 ``sparse=True`` (row-wise optimiser updates on large graphs).
+
+The L1 distance ‖q − e‖₁ has no product form; :func:`sampled_l1` computes it in chunks of a few
+queries whose [c, K, w] differences stay in cache, and recomputes them in the backward pass
+instead of keeping a [B, K, w] tensor (TransE with ``p_norm: 1``).
 """
 
 from __future__ import annotations
@@ -109,3 +113,48 @@ def sampled_dot(queries: Tensor, table: Tensor, index: Tensor, side: Tensor, spa
     table's gradient is a sparse COO tensor over the touched rows.
     """
     return _SampledDot.apply(queries, table, index, side, sparse)
+
+
+#: floats of one chunk's [c, K, w] differences in :func:`sampled_l1` (4 MiB: cache-sized)
+L1_CHUNK_FLOATS = 2**20
+
+
+def _chosen_rows(b: int, n_side: int, side: Tensor) -> Tensor:
+    """[B, K] rows of the flattened [B·S, w] queries that each pair compares."""
+    return torch.arange(b, device=side.device).unsqueeze(1) * n_side + side
+
+
+class _SampledL1(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, queries: Tensor, table: Tensor, index: Tensor, side: Tensor) -> Tensor:
+        b, n_side, w = queries.shape
+        flat, rows = queries.reshape(b * n_side, w), _chosen_rows(b, n_side, side)
+        step = max(1, L1_CHUNK_FLOATS // max(1, index.shape[1] * w))
+        out = queries.new_empty(index.shape)
+        for s in range(0, b, step):
+            out[s : s + step] = (flat[rows[s : s + step]] - table[index[s : s + step]]).abs_().sum(-1)
+        ctx.save_for_backward(queries, table, index, rows)
+        ctx.step = step
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        queries, table, index, rows = ctx.saved_tensors
+        b, n_side, w = queries.shape
+        flat = queries.reshape(b * n_side, w)
+        grad_q, grad_t = torch.zeros_like(flat), torch.zeros_like(table)
+        for s in range(0, b, ctx.step):
+            chunk_rows, chunk_index = rows[s : s + ctx.step], index[s : s + ctx.step]
+            pair = (flat[chunk_rows] - table[chunk_index]).sign_().mul_(grad[s : s + ctx.step].unsqueeze(-1))
+            grad_q.index_add_(0, chunk_rows.reshape(-1), pair.reshape(-1, w))
+            grad_t.index_add_(0, chunk_index.reshape(-1), pair.reshape(-1, w), alpha=-1.0)
+        return grad_q.view(b, n_side, w), grad_t, None, None
+
+
+def sampled_l1(queries: Tensor, table: Tensor, index: Tensor, side: Tensor) -> Tensor:
+    """out[b, k] = ‖queries[b, side[b, k]] − table[index[b, k]]‖₁.
+
+    queries [B, S, w], table [N, w], index and side [B, K] int64 → [B, K]; differentiable in
+    ``queries`` and ``table`` (dense gradients), in cache-sized chunks, no [B, K, w] tensor kept.
+    """
+    return _SampledL1.apply(queries, table, index, side)

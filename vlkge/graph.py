@@ -7,6 +7,7 @@ dataset it came from; dataset knowledge lives in ``pipeline/`` and in ``meta.jso
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -92,7 +93,12 @@ class Graph:
 
     def all_triples(self) -> np.ndarray:
         """Triples of all splits stacked: int64 [n_total, 3]."""
-        return np.concatenate([self.triples[s] for s in SPLITS], axis=0)
+        return self.triples_of(SPLITS)
+
+    def triples_of(self, splits: Sequence[str]) -> np.ndarray:
+        """Triples of the named splits stacked: int64 [n, 3] (``("train", "valid")``: what model
+        selection may know)."""
+        return np.concatenate([self.triples[s] for s in splits], axis=0)
 
     @cached_property
     def entity_keys(self) -> list[str]:

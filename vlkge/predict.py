@@ -181,7 +181,9 @@ def predict(
         r = model.relation(rel.to(device))
         inter = model.interaction
         q = inter.head_query(r, new) if head else inter.tail_query(new, r)
-        answers = CandidateIndex(table, inter.kernel, margin=inter.margin, allowed=reps.present, mode=search)
+        answers = CandidateIndex(
+            inter.entity_view(table), inter.kernel, margin=inter.margin, allowed=reps.present, mode=search
+        )
         scores, ids = answers.search(q, k)
         near = CandidateIndex(F.normalize(table, dim=1), "dot", allowed=reps.present, mode=search)
         sims, near_ids = near.search(F.normalize(new, dim=1), k)

@@ -36,13 +36,21 @@ def per_relation_rows(result: dict[str, Any]) -> list[tuple[str, float, int]]:
     return sorted(rows, key=lambda r: -r[1])
 
 
+def _mrr_sd(result: dict[str, Any], relation: str) -> float | None:
+    """The MRR's standard deviation over a group's seeds, None for one run."""
+    return result["per_relation"][relation].get("sd", {}).get("mrr")
+
+
 def write_mrr_plot_data(path: str | Path, result: dict[str, Any]) -> None:
-    """``relation,mrr,count`` CSV: the DVC plots data behind the bar chart."""
+    """``relation,mrr,count`` CSV (``mrr_sd`` too for a group of seeds): the DVC plots data behind
+    the bar chart."""
+    spread = "seeds" in result
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["relation", "mrr", "count"])
+        writer.writerow(["relation", "mrr", "count", *(["mrr_sd"] if spread else [])])
         for rel, mrr, count in per_relation_rows(result):
-            writer.writerow([rel, f"{mrr:.6f}", count])
+            sd = [f"{_mrr_sd(result, rel):.6f}"] if spread else []
+            writer.writerow([rel, f"{mrr:.6f}", count, *sd])
 
 
 def plot_mrr(path: str | Path, result: dict[str, Any], title: str = "") -> None:
@@ -57,7 +65,8 @@ def plot_mrr(path: str | Path, result: dict[str, Any], title: str = "") -> None:
     fig, ax = plt.subplots(figsize=(7.5, height), dpi=100)
     labels = [f"{rel} (n={count:,})" for rel, _, count in rows]
     values = [mrr for _, mrr, _ in rows]
-    ax.barh(range(len(rows)), values, color="#4c72b0")
+    spread = [_mrr_sd(result, rel) or 0.0 for rel, _, _ in rows] if "seeds" in result else None
+    ax.barh(range(len(rows)), values, xerr=spread, color="#4c72b0", error_kw={"elinewidth": 1})
     ax.set_yticks(range(len(rows)), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
@@ -68,7 +77,8 @@ def plot_mrr(path: str | Path, result: dict[str, Any], title: str = "") -> None:
     if overall is not None:
         ax.axvline(overall, color="#c44e52", linestyle="--", linewidth=1, label=f"overall {overall:.3f}")
         ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(title or "MRR per relation", fontsize=10)
+    seeds = f" · mean ± sd over {len(result['seeds'])} seeds" if "seeds" in result else ""
+    ax.set_title((title or "MRR per relation") + seeds, fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")

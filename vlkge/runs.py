@@ -48,6 +48,21 @@ def run_path(run: str, data_dir: str | Path, dataset: str) -> Path:
     return paths.models_dir(data_dir, dataset) / run
 
 
+def seed_dir(group: str | Path, seed: int) -> Path:
+    """The run of ``seed`` in a group of seeds (``train.seeds`` > 1): ``<group>/seed-<seed>``."""
+    return Path(group) / f"seed-{seed}"
+
+
+def seed_runs(path: str | Path) -> list[Path]:
+    """The runs of a group of seeds (``<group>/seed-<s>/`` holding a ``config.json``), by seed;
+    [] when ``path`` is a run itself or holds none."""
+    path = Path(path)
+    if (path / CONFIG).is_file() or not path.is_dir():
+        return []
+    found = [p for p in path.glob("seed-*") if (p / CONFIG).is_file() and p.name[5:].lstrip("-").isdigit()]
+    return sorted(found, key=lambda p: int(p.name[5:]))
+
+
 # ----------------------------------------------------------------------------- files
 
 

@@ -162,7 +162,10 @@ class Trainer:
         self.model.entity.sparse = self.spec.optimizer in ROW_WISE and 2 * touched < graph.num_entities
         self.optimizer = make_optimizer(parameter_groups(self.model, self.spec, self.tuner), self.spec)
         self.state = TrainState()
-        self.filters = Filters.build(graph.all_triples(), graph.num_relations, "correct")
+        # model selection never sees test triples: the validation filter knows train and valid only
+        self.filters = Filters.build(
+            graph.triples_of(("train", "valid")), graph.num_relations, self.spec.valid_protocol
+        )
         self.downsample = self._downsampling()
 
     def _check_spec(self) -> None:
@@ -323,6 +326,7 @@ class Trainer:
             self.model,
             self.graph,
             "valid",
+            protocol=self.spec.valid_protocol,
             filters=self.filters,
             batch_size=self.config.evaluate.batch_size,
         )
@@ -346,7 +350,7 @@ class Trainer:
                     self.save_weights(WEIGHTS)
                 else:
                     state.bad_evaluations += 1
-                    state.stopped_early = state.bad_evaluations >= spec.patience
+                    state.stopped_early = 0 < spec.patience <= state.bad_evaluations
             state.epoch = epoch
             state.history.append(record)
             if not has_valid:

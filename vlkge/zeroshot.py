@@ -147,6 +147,7 @@ def zero_shot(
         "candidate_pools": pools_mode,
         "ties": "realistic (mean of optimistic and pessimistic rank)",
         "excluded_relations": list(graph.protocol.get("excluded_relations") or []),
+        "outside_pool_queries": int(ranks.outside_pool.sum()),
         "prompts": {
             graph.relation_keys[r]: prompt_for(graph.relation_keys[r], prompts)
             for r in np.unique(q[:, 1].numpy()).tolist()
@@ -173,7 +174,7 @@ class _Ranker:
         self.filters = Filters.build(graph.all_triples(), graph.num_relations, "correct")
         self.pools = candidate_pools(graph)[1] if pools_mode == "per_relation" else None
         self.names = graph.entities["name"].to_list()
-        self.parts: dict[str, list[Tensor]] = {k: [] for k in ("opt", "pess", "top", "tops", "q")}
+        self.parts: dict[str, list[Tensor]] = {k: [] for k in ("opt", "pess", "top", "tops", "q", "out")}
 
     def rank_relation(self, triples: Tensor, rel: int, head_vecs: Tensor) -> None:
         """triples [Q, 3] of relation ``rel`` and their heads' embeddings [Q, d]."""
@@ -191,11 +192,12 @@ class _Ranker:
             scores = torch.zeros(len(chunk), n)
             scores[:, cand] = sims
             filtered = self.filters.tail.lookup(h * self.graph.num_relations + r)
-            ranked = rank_filtered(scores, t, filtered, allowed.expand(len(chunk), -1))
+            outside = ~allowed[t]  # an answer outside the pool: a counted miss, as in evaluation
+            ranked = rank_filtered(scores, t, filtered, allowed.expand(len(chunk), -1), miss=outside)
             best = torch.topk(sims, min(self.top_k, len(cand)), dim=1)
             for key, value in zip(
-                ("opt", "pess", "top", "tops", "q"),
-                (ranked.optimistic, ranked.pessimistic, cand[best.indices], best.values, chunk),
+                ("opt", "pess", "top", "tops", "q", "out"),
+                (ranked.optimistic, ranked.pessimistic, cand[best.indices], best.values, chunk, outside),
                 strict=True,
             ):
                 self.parts[key].append(value)
@@ -208,11 +210,13 @@ class _Ranker:
             q = torch.empty(0, 3, dtype=torch.long)
             top, tops = torch.empty(0, self.top_k, dtype=torch.long), torch.empty(0, self.top_k)
             opt = pess = empty
+            out = torch.empty(0, dtype=torch.bool)
         else:
             k = min(x.shape[1] for x in parts["top"])
             top = torch.cat([v[:, :k] for v in parts["top"]])
             tops = torch.cat([v[:, :k] for v in parts["tops"]])
             opt, pess, q = torch.cat(parts["opt"]), torch.cat(parts["pess"]), torch.cat(parts["q"])
+            out = torch.cat(parts["out"])
         ranks = RankResult(
             rank=(opt.double() + pess.double()) / 2.0,
             optimistic=opt,
@@ -221,6 +225,8 @@ class _Ranker:
             direction=torch.ones(len(q), dtype=torch.long),
             answer=q[:, 2],
             anchor=q[:, 0],
+            unrepresented=torch.zeros(len(q), dtype=torch.bool),
+            outside_pool=out,
         )
         return ranks, top, tops, q
 

@@ -24,7 +24,16 @@ def command(
     filtered: bool | None = typer.Option(
         None, "--filtered/--unfiltered", help="Skip true triples among negatives."
     ),
-    seed: int | None = typer.Option(None, "--seed"),
+    preset: str | None = typer.Option(
+        None,
+        "--preset",
+        help="A named recipe above params.yaml: paper (the VL-KGE reference code's WN9-IMG settings "
+        "for the backbone: vlkge/presets/paper-<backbone>.yaml), a preset's full name, or a YAML file.",
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="The seed (the first, with --seeds)."),
+    seeds: int | None = typer.Option(
+        None, "--seeds", help="Train N seeds (seed … seed+N-1) into <out>/seed-<s>/: one group, mean ± sd."
+    ),
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda"),
     modalities: str | None = typer.Option(
         None, "--modalities", help="Comma-separated subset of structural,visual,textual."
@@ -62,12 +71,18 @@ def command(
         "sampler": sampler,
         "filtered": filtered,
         "device": device,
+        "seeds": seeds,
     }
-    config = state.config({"seed": seed, "model": model, "train": train})
-    trained = api.train(dataset, config, state.data_dir, out=out, resume=resume, show=not quiet, log=echo)
-    if trained.is_main:
-        best = trained.state
-        echo(
-            f"trained {config.model.backbone} on {dataset or config.dataset}: {best.epoch} epochs, "
-            f"best valid MRR {best.best_mrr:.4f} at epoch {best.best_epoch} → {trained.run_dir}"
-        )
+    config = state.config({"preset": preset, "seed": seed, "model": model, "train": train})
+    options = {"out": out, "resume": resume, "show": not quiet, "log": echo}
+    if config.train.seeds > 1:
+        runs = api.train_seeds(dataset, config, state.data_dir, **options)
+    else:
+        runs = [api.train(dataset, config, state.data_dir, **options)]
+    for trained in runs:
+        if trained.is_main:
+            best = trained.state
+            echo(
+                f"trained {config.model.backbone} on {dataset or config.dataset}: {best.epoch} epochs, "
+                f"best valid MRR {best.best_mrr:.4f} at epoch {best.best_epoch} → {trained.run_dir}"
+            )

@@ -11,10 +11,13 @@ or the negative distance ``l2`` / ``l1`` γ − ‖q − e‖. From that one def
 - ``score_tails(h, r, candidates)`` / ``score_heads(r, t, candidates)``: 1-vs-all, ``[B, *]``
   against ``[N, *]`` → ``[B, N]``, one matrix product (``l1`` uses ``cdist``);
 - the sampled form used in training (:meth:`Interaction.compare_sampled`), with no [B, K, w]
-  gather.
+  gather (except for ``l1`` and for entities transformed by :meth:`Interaction.entity_view`).
 
 An interaction is an ``nn.Module`` that holds no entity or relation rows, only parameters of its
-own when it has any (TuckER's core tensor).
+own when it has any (TuckER's core tensor). Queries take the rows as the representations give them
+(fused, for multimodal models); a candidate entity is compared through :meth:`Interaction.entity_view`
+(the identity, or TransE's L2 normalisation in the forward pass), so every score form sees the
+same vectors.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vlkge.gathered import sampled_dot
+from vlkge.gathered import sampled_dot, sampled_l1
 
 _EPS = 1e-12
 
@@ -57,6 +60,16 @@ class Interaction(nn.Module):
     @property
     def relation_width(self) -> int:
         return self.relation_factor * self.dim
+
+    @property
+    def views_entities(self) -> bool:
+        """True when :meth:`entity_view` is not the identity (the sampled form then gathers rows)."""
+        return False
+
+    def entity_view(self, x: Tensor) -> Tensor:
+        """An entity vector [..., w] as the score reads it: the identity here; a backbone may
+        transform it in the forward pass (TransE's ``normalize_entities``), differentiably."""
+        return x
 
     def init_relations(self, weight: Tensor) -> None:
         """Initialise a relation table in place (default: Xavier uniform)."""
@@ -97,9 +110,12 @@ class Interaction(nn.Module):
 
         ``sparse``: the table's gradient is a sparse tensor over the touched rows (a leaf table
         updated row-wise by the optimiser)."""
+        if self.kernel == "l1" or self.views_entities:
+            # the touched rows once, transformed by the entity view; pairs index into them
+            rows, index = torch.unique(index, return_inverse=True)
+            table, sparse = self.entity_view(F.embedding(rows, table, sparse=sparse)), False
         if self.kernel == "l1":
-            chosen = queries.gather(1, side.unsqueeze(-1).expand(*side.shape, queries.shape[-1]))
-            return self.compare(chosen, F.embedding(index, table, sparse=sparse))
+            return self.margin - sampled_l1(queries, table, index, side)
         dots = sampled_dot(queries, table, index, side, sparse)
         if self.kernel == "dot":
             return dots
@@ -111,13 +127,13 @@ class Interaction(nn.Module):
 
     # -- the three score forms -------------------------------------------------------------
     def score(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
-        return self.compare(self.tail_query(h, r), t)
+        return self.compare(self.tail_query(h, r), self.entity_view(t))
 
     def score_tails(self, h: Tensor, r: Tensor, candidates: Tensor) -> Tensor:
-        return self.compare_all(self.tail_query(h, r), candidates)
+        return self.compare_all(self.tail_query(h, r), self.entity_view(candidates))
 
     def score_heads(self, r: Tensor, t: Tensor, candidates: Tensor) -> Tensor:
-        return self.compare_all(self.head_query(r, t), candidates)
+        return self.compare_all(self.head_query(r, t), self.entity_view(candidates))
 
     def flops_per_score(self) -> int:
         """Floating-point operations of comparing one query with one candidate (roofline)."""

@@ -6,7 +6,8 @@ of entity representations, answered alike by a structural table and by fused mul
 - ``for_batch(batch, replacement, …)`` → what a training step scores against: ``(None, batch,
   replacement)`` for a table scored in place, or the batch's rows ``[U, w]`` with the batch
   renumbered into them;
-- ``present`` ``[N]`` bool: entities that have a representation (evaluation skips the others);
+- ``present`` ``[N]`` bool: entities that have a representation (the others are never candidates,
+  and evaluation scores the queries touching them as misses at the worst rank);
 - ``shared_parameters()``: layers every entity goes through (trained at ``train.projection_lr``);
 - ``feature_modalities`` and ``feature_table(m)``: the frozen feature matrices (none for a table);
 - ``similarity(a, b)`` / ``similarity_to_all(q)``: how alike two entities' features are (None for
