@@ -249,16 +249,11 @@ def _evaluate_run(opened: Run, config: Config) -> dict[str, Any]:
         "candidate_pools_mode": spec.candidate_pools,
         "missing": spec.missing,
     }
-<<<<<<< HEAD
-    metrics = run_evaluation(opened.model, opened.graph, spec.split, batch_size=spec.batch_size, **protocol)
-    if opened.config.model.multimodal:  # features: the baseline they give untrained, same queries
-        metrics["neighbours"] = _neighbours_beside(opened, metrics, spec.batch_size, protocol)
-    return Evaluation(opened, metrics)
-=======
     metrics = run_evaluation(opened.model, opened.graph, spec.split, batch_size=spec.batch_size, **options)
+    if opened.config.model.multimodal:  # features: the baseline they give untrained, same queries
+        metrics["neighbours"] = _neighbours_beside(opened, metrics, spec.batch_size, options)
     metrics["seed"] = opened.config.seed
     return metrics
->>>>>>> paper
 
 
 def _neighbours_beside(opened: Run, metrics: dict[str, Any], batch_size: int, protocol: dict) -> dict:

@@ -162,7 +162,20 @@ def aggregate_seeds(results: list[dict[str, Any]]) -> dict[str, Any]:
         out["entities"] = _mean_sd([r["entities"] for r in results])
     out["setup"] = results[0].get("setup", {})
     out["per_seed"] = [{"seed": r.get("seed"), **{m: r["overall"][m] for m in _COLUMNS}} for r in results]
+    if all("neighbours" in r for r in results):
+        out["neighbours"] = _neighbours_of_seeds([r["neighbours"] for r in results])
     return out
+
+
+def _neighbours_of_seeds(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The baseline block of a group of seeds: the baseline itself is the same for every seed (same
+    queries, no training), the model's MRR in each ratio is the seeds' mean."""
+    ratios = {}
+    for group, first in blocks[0]["model_over_best"].items():
+        mean = statistics.fmean(b["model_over_best"][group]["model_mrr"] for b in blocks)
+        base = first["baseline_mrr"]
+        ratios[group] = {**first, "model_mrr": mean, "ratio": mean / base if base > 0 else None}
+    return {**blocks[0], "model_over_best": ratios}
 
 
 def write_per_relation_csv(path: str | Path, result: dict[str, Any]) -> None:
