@@ -97,6 +97,7 @@ class TrainConfig:
     projection_lr: float
     shared_optimizer: str | None
     prior_lr: float
+    prior_loss: float
     structure_dropout: float
     frozen: bool
     finetune_lr: float
@@ -401,6 +402,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("model.imaginary", lambda v: v in ("projection", "gated"), "use projection or gated"),
     ("model.similarity", lambda v: v >= 0, "must be >= 0 (0: no feature prior)"),
     ("train.prior_lr", lambda v: v > 0, "must be positive"),
+    ("train.prior_loss", lambda v: v >= 0, "must be 0 or more"),
     ("model.without_structure", lambda v: v in ("features", "neutral"), "use features or neutral"),
 ]
 

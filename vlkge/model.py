@@ -13,6 +13,7 @@ per relation, and (``model.typing``) how well each fits its side of the relation
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,6 +29,17 @@ from vlkge.representations import (
     MultimodalRepresentation,
     StructuralEmbedding,
 )
+
+
+@dataclass(frozen=True)
+class BatchScores:
+    """A training batch's scores: positives [B], corruptions [B, K]; with a feature prior, the
+    prior's part of each (the features-only view of the triples), else None."""
+
+    positive: Tensor
+    negative: Tensor
+    prior_positive: Tensor | None = None
+    prior_negative: Tensor | None = None
 
 
 class KGEModel(nn.Module):
@@ -88,19 +100,22 @@ class KGEModel(nn.Module):
         )
         return score if table is not None else score + self.prior_of(h, r, t)
 
-    def score_batch(self, rows: BatchRows, corrupt_head: Tensor) -> tuple[Tensor, Tensor]:
-        """A training step's scores: (positives [B], sampled corruptions [B, K]) of the batch in
-        ``rows`` (:meth:`EntityRepresentation.for_batch`), corrupt_head [B, K] bool."""
+    def score_batch(self, rows: BatchRows, corrupt_head: Tensor) -> BatchScores:
+        """A training step's scores of the batch in ``rows``
+        (:meth:`EntityRepresentation.for_batch`), corrupt_head [B, K] bool: positives [B] and
+        sampled corruptions [B, K], with the feature prior's part of each apart."""
         batch, replacement = rows.batch, rows.replacement
         h, r, t = batch[:, 0], batch[:, 1], batch[:, 2]
         positive = self.interaction.score(
             self.entity_rows(h, rows.table), self.relation(r), self.entity_rows(t, rows.table)
         )
         negative = self.score_negatives(batch, replacement, corrupt_head, rows.table)
-        if self.prior is not None:
-            prior_positive, prior_negative = self.prior.in_batch(self.entity, rows, corrupt_head)
-            positive, negative = positive + prior_positive, negative + prior_negative
-        return positive, negative
+        if self.prior is None:
+            return BatchScores(positive, negative)
+        prior_positive, prior_negative = self.prior.in_batch(self.entity, rows, corrupt_head)
+        return BatchScores(
+            positive + prior_positive, negative + prior_negative, prior_positive, prior_negative
+        )
 
     def score_negatives(
         self, batch: Tensor, index: Tensor, corrupt_head: Tensor, table: Tensor | None = None

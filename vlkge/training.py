@@ -266,8 +266,11 @@ class Trainer:
         )
         replacement = torch.where(corrupt_head, negatives[..., 0], negatives[..., 2])
         rows = self._batch_rows(batch, replacement)
-        positive, negative = self.model.score_batch(rows, corrupt_head)
-        loss = softplus_loss(positive, negative, keep.float())
+        scores = self.model.score_batch(rows, corrupt_head)
+        loss = softplus_loss(scores.positive, scores.negative, keep.float())
+        if self.spec.prior_loss and scores.prior_positive is not None:  # the features-only view
+            prior_loss = softplus_loss(scores.prior_positive, scores.prior_negative, keep.float())
+            loss = loss + self.spec.prior_loss * prior_loss
         reg = self.spec.regularization
         if reg:
             batch, replacement = rows.batch, rows.replacement
