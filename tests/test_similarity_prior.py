@@ -13,7 +13,7 @@ from vlkge.features.inputs import load_entity_inputs
 from vlkge.model import build_model
 from vlkge.neighbours import load_scorer
 from vlkge.optim import OptimizerPair
-from vlkge.training import Trainer
+from vlkge.training import Trainer, softplus_loss
 
 pytestmark = pytest.mark.skipif(not IMAGES.is_dir(), reason="test photos not found")
 
@@ -90,14 +90,58 @@ def test_batch_priors_equal_the_pairwise_ones(tiny):
     corrupt_head = torch.rand(4, 6) < 0.5
     rows = model.entity.for_batch(batch, replacement)
     with torch.no_grad():
-        positive, negative = model.prior.in_batch(model.entity, rows, corrupt_head)
+        prior = model.prior.in_batch(model.entity, rows, corrupt_head)
         h, r, t = batch.unbind(1)
-        assert torch.allclose(positive, model.prior_of(h, r, t), atol=1e-5)
+        assert torch.allclose(prior.positive, model.prior_of(h, r, t), atol=1e-5)
         heads = torch.where(corrupt_head, replacement, batch[:, :1])
         tails = torch.where(corrupt_head, batch[:, 2:], replacement)
+        rr = r.unsqueeze(1).expand_as(heads)
+        assert torch.allclose(prior.negative, model.prior_of(heads, rr, tails), atol=1e-5)
+        # the features-only view: similarity and typing of both sides, no offsets, whatever the
+        # structure of the two entities
+        assert torch.allclose(prior.alone_positive, _alone(model, h, r, t), atol=1e-5)
+        assert torch.allclose(prior.alone_negative, _alone(model, heads, rr, tails), atol=1e-5)
+
+
+def _alone(model, h, r, t):
+    reps, prior = model.entity, model.prior
+    fit = (prior.typing[0, r] * reps.unit_features(h)).sum(-1) + (
+        prior.typing[1, r] * reps.unit_features(t)
+    ).sum(-1)
+    return prior.weight[r] * reps.similarity(h, t) + fit
+
+
+def test_typing_scores_only_pairs_with_an_entity_without_structure(tiny):
+    """Two entities with structure: the prior is the weighed similarity alone (the backbone knows
+    their types); one without: its typing and offsets are added."""
+    model = _typed(_model(tiny, similarity=0.5, typing=True))
+    r = torch.tensor([0, 1])
+    with torch.no_grad():
+        seen = model.prior_of(torch.tensor([0, 9]), r, torch.tensor([1, 10]))
         assert torch.allclose(
-            negative, model.prior_of(heads, r.unsqueeze(1).expand_as(heads), tails), atol=1e-5
+            seen, 0.5 * model.entity.similarity(torch.tensor([0, 9]), torch.tensor([1, 10]))
         )
+        h, t = torch.tensor([0, 2]), torch.tensor([UNSEEN, UNSEEN])
+        mixed = model.prior_of(h, r, t)
+        offset = model.prior.unstructured[1, r]
+        assert torch.allclose(mixed, _alone(model, h, r, t) + offset, atol=1e-5)
+
+
+def test_prior_loss_trains_the_typing_when_every_entity_has_structure(tiny):
+    """Jointly, typing never scores a pair of two structured entities, so only the features-only
+    loss (train.prior_loss) reaches it."""
+    grads = []
+    for weight in (0.0, 1.0):
+        model = _model(tiny, similarity=0.5, typing=True)
+        batch = torch.tensor([[0, 0, 1], [9, 0, 10]])
+        replacement = torch.tensor([[3, 4], [5, 6]])
+        corrupt_head = torch.tensor([[False, True], [True, False]])
+        scores = model.score_batch(model.entity.for_batch(batch, replacement), corrupt_head)
+        loss = softplus_loss(scores.positive, scores.negative, torch.ones(2, 2))
+        loss = loss + weight * softplus_loss(scores.prior_positive, scores.prior_negative, torch.ones(2, 2))
+        loss.backward()
+        grads.append(float(model.prior.typing.grad.abs().sum()))
+    assert grads[0] == 0.0 and grads[1] > 0.0
 
 
 @pytest.mark.parametrize("backbone", ["distmult", "complex"])

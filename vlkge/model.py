@@ -34,7 +34,7 @@ from vlkge.representations import (
 @dataclass(frozen=True)
 class BatchScores:
     """A training batch's scores: positives [B], corruptions [B, K]; with a feature prior, the
-    prior's part of each (the features-only view of the triples), else None."""
+    features-only view of the same triples (:mod:`vlkge.prior`), else None."""
 
     positive: Tensor
     negative: Tensor
@@ -112,9 +112,9 @@ class KGEModel(nn.Module):
         negative = self.score_negatives(batch, replacement, corrupt_head, rows.table)
         if self.prior is None:
             return BatchScores(positive, negative)
-        prior_positive, prior_negative = self.prior.in_batch(self.entity, rows, corrupt_head)
+        prior = self.prior.in_batch(self.entity, rows, corrupt_head)
         return BatchScores(
-            positive + prior_positive, negative + prior_negative, prior_positive, prior_negative
+            positive + prior.positive, negative + prior.negative, prior.alone_positive, prior.alone_negative
         )
 
     def score_negatives(
