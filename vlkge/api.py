@@ -249,19 +249,14 @@ def _evaluate_run(opened: Run, config: Config) -> dict[str, Any]:
         "candidate_pools_mode": spec.candidate_pools,
         "missing": spec.missing,
     }
-<<<<<<< HEAD
-    metrics = run_evaluation(opened.model, opened.graph, spec.split, batch_size=spec.batch_size, **protocol)
-    if opened.config.model.multimodal:  # features: the baseline they give untrained, same queries
-        metrics["neighbours"] = _neighbours_beside(opened, metrics, spec.batch_size, protocol)
-    return Evaluation(opened, metrics)
-=======
     metrics = run_evaluation(opened.model, opened.graph, spec.split, batch_size=spec.batch_size, **options)
+    if opened.config.model.multimodal:  # features: the baseline they give untrained, same queries
+        metrics["neighbours"] = _neighbours_beside(opened, metrics, spec.batch_size, options)
     metrics["seed"] = opened.config.seed
     return metrics
->>>>>>> paper
 
 
-def _neighbours_beside(opened: Run, metrics: dict[str, Any], batch_size: int, protocol: dict) -> dict:
+def _neighbours_beside(opened: Run, metrics: dict[str, Any], batch_size: int, options: dict) -> dict:
     """The nearest-neighbour baseline over the run's own store, on the run's queries
     (:func:`vlkge.neighbours.beside_model`)."""
     from vlkge.features.inputs import store_dir_for
@@ -277,7 +272,7 @@ def _neighbours_beside(opened: Run, metrics: dict[str, Any], batch_size: int, pr
         present=model.entity.present,
         device=next(model.parameters()).device,
         batch_size=batch_size,
-        **protocol,
+        **options,
     )
 
 
