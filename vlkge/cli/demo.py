@@ -99,7 +99,8 @@ def command(
     run_dirs = {}
     for number, (run, run_config) in enumerate(runs.items(), start=4):
         what = "structure only" if run == "structure" else f"VL ({', '.join(modalities)})"
-        _step(number, f"train {what}: {config.model.backbone}, dim {dim}, at most {epochs} epochs")
+        backbone = BACKBONE_NAMES.get(config.model.backbone, config.model.backbone)
+        _step(number, f"train {what}: {backbone}, dim {dim}, at most {epochs} epochs")
         run_dirs[run] = _train(run, run_config, data_dir).run_dir
     _step(6, f"evaluate on test: {config.evaluate.protocol} filtered ranking, both directions")
     metrics = {run: _evaluate(run_dirs[run], runs[run], data_dir) for run in runs}
