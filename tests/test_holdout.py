@@ -16,7 +16,14 @@ import pytest
 from tests.conftest import REPO, make_graph
 from vlkge import holdout
 from vlkge.graph import SPLITS, graph_hashes
-from vlkge.holdout import absent_from_train, draw_held_out, hold_out_entities, reassign_splits
+from vlkge.holdout import (
+    absent_from_train,
+    connected_part,
+    draw_held_out,
+    grow_entities,
+    hold_out_entities,
+    reassign_splits,
+)
 
 
 def triples_by_split(graph) -> dict[str, set[tuple[int, int, int]]]:
@@ -119,3 +126,23 @@ def test_benchmark_builds_the_variant_links_the_store_and_prints_the_commands(de
     assert f"{neighbours} --split valid" in done.stdout and f"{neighbours} --split test" in done.stdout
     assert "evaluate ind-vl-distmult --dataset custom-demo-ind20" in done.stdout
     assert (data / "custom-demo-ind20" / "features").resolve() == (source / "features").resolve()
+
+
+def test_a_connected_part_keeps_the_triples_among_its_entities_renumbered(demo_graph, tmp_path):
+    keep = grow_entities(demo_graph, 100, seed=3)
+    assert len(keep) == 100 and np.array_equal(keep, np.unique(keep))
+    assert np.array_equal(keep, grow_entities(demo_graph, 100, seed=3))  # seeded
+    part = connected_part(demo_graph, 100, tmp_path / "part", seed=3)
+    assert part.num_entities == 100 and part.meta["connected_part"]["of"] == demo_graph.num_entities
+    assert part.entity_keys == [demo_graph.entity_keys[i] for i in keep]
+    assert part.entities.drop("entity_id").equals(demo_graph.entities[keep.tolist()].drop("entity_id"))
+    inside = set(keep.tolist())
+    for split in SPLITS:
+        expected = {
+            (int(np.searchsorted(keep, h)), r, int(np.searchsorted(keep, t)))
+            for h, r, t in demo_graph.triples[split].tolist()
+            if h in inside and t in inside
+        }
+        assert triples_by_split(part)[split] == expected
+    assert len(part.all_triples()) > 100  # grown through the triples: a neighbourhood, not a scatter
+    assert np.array_equal(grow_entities(demo_graph, 10**6, seed=0), np.arange(demo_graph.num_entities))

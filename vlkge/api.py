@@ -1,7 +1,7 @@
 """The Python API: the steps of the pipeline as functions, each the body of a command-line verb —
 ``prepare`` (crawl + clean), ``encode``, ``train``, ``evaluate``, ``predict``, ``zeroshot``,
-``neighbours`` — in
-the spirit of PyKEEN's ``pipeline()``. The CLI, the demo, the DVC stages (through the CLI) and the
+``neighbours``; and ``hold_out`` (an inductive variant of a graph, as the demo makes) — in the
+spirit of PyKEEN's ``pipeline()``. The CLI, the demo, the DVC stages (through the CLI) and the
 benchmarks all go through here.
 
     from vlkge import api
@@ -75,21 +75,52 @@ def crawl(dataset: str | None = None, config: Config | None = None, data_dir: st
     return adapter_for(name).crawl(name, config.crawl.source, raw, config.to_params())
 
 
-def clean(dataset: str | None = None, config: Config | None = None, data_dir: str | Path = "data") -> Graph:
-    """Build the canonical graph ``data/<ds>/graph`` from the crawled inputs."""
+def clean(
+    dataset: str | None = None,
+    config: Config | None = None,
+    data_dir: str | Path = "data",
+    *,
+    out: str | Path | None = None,
+) -> Graph:
+    """Build the canonical graph ``data/<ds>/graph`` (or the directory ``out``) from the crawled
+    inputs."""
     from vlkge.pipeline import adapter_for
 
     name, config = _setup(dataset, config)
     raw = paths.raw_dir(data_dir, name)
     if not raw.is_dir():
         raise InputError("nothing crawled yet", path=raw, hint=f"run `vlkge crawl {name}` first")
-    return adapter_for(name).clean(name, raw, paths.graph_dir(data_dir, name), config.to_params())
+    graph_dir = paths.graph_dir(data_dir, name) if out is None else Path(out)
+    return adapter_for(name).clean(name, raw, graph_dir, config.to_params())
 
 
 def prepare(dataset: str | None = None, config: Config | None = None, data_dir: str | Path = "data") -> Graph:
     """:func:`crawl` then :func:`clean`."""
     crawl(dataset, config, data_dir)
     return clean(dataset, config, data_dir)
+
+
+def hold_out(
+    source: Graph,
+    dataset: str | None = None,
+    config: Config | None = None,
+    data_dir: str | Path = "data",
+    *,
+    fraction: float = 0.1,
+    entities: int | None = None,
+) -> Graph:
+    """The inductive variant of the graph ``source`` as ``data/<ds>/graph``: ``fraction`` of its
+    entities, drawn with ``seed``, held out of training, half for valid and half for test
+    (:mod:`vlkge.holdout`; ``meta.json`` lists every entity absent from train). ``entities``:
+    first cut ``source`` down to a connected part of that many entities (written beside it as
+    ``<source>-<entities>``), for quick runs."""
+    from vlkge.holdout import connected_part, hold_out_entities
+
+    name, config = _setup(dataset, config)
+    if entities is not None and entities < source.num_entities:
+        part_dir = source.root.with_name(f"{source.root.name}-{entities}")
+        source = connected_part(source, entities, part_dir, seed=config.seed)
+    return hold_out_entities(source, fraction, paths.graph_dir(data_dir, name), seed=config.seed)
 
 
 def graph_of(
@@ -256,7 +287,7 @@ def _evaluate_run(opened: Run, config: Config) -> dict[str, Any]:
     return metrics
 
 
-def _neighbours_beside(opened: Run, metrics: dict[str, Any], batch_size: int, protocol: dict) -> dict:
+def _neighbours_beside(opened: Run, metrics: dict[str, Any], batch_size: int, options: dict) -> dict:
     """The nearest-neighbour baseline over the run's own store, on the run's queries
     (:func:`vlkge.neighbours.beside_model`)."""
     from vlkge.features.inputs import store_dir_for
@@ -272,7 +303,7 @@ def _neighbours_beside(opened: Run, metrics: dict[str, Any], batch_size: int, pr
         present=model.entity.present,
         device=next(model.parameters()).device,
         batch_size=batch_size,
-        **protocol,
+        **options,
     )
 
 

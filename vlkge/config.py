@@ -279,19 +279,24 @@ def _read_yaml(path: Path) -> Params:
     return loaded
 
 
-def load_params(path: str | Path | None = None, overrides: Params | None = None) -> Params:
-    """Defaults, then ``path`` (default ``./params.yaml`` when it exists), then ``overrides``,
-    merged and checked, as the plain nested dict.
+def load_params(
+    path: str | Path | None = None, overrides: Params | None = None, *, project: bool = True
+) -> Params:
+    """Defaults, then ``path`` (default ``./params.yaml`` when it exists; with ``project`` false,
+    none unless ``path`` names one), then ``overrides``, merged and checked, as the plain nested
+    dict.
 
     ``overrides`` is nested like the YAML; ``None`` values in it are ignored (an unset flag).
     """
     params = default_params()
     candidate = Path(path) if path is not None else Path("params.yaml")
+    if path is None and not project:
+        candidate = None
     if path is not None and not candidate.is_file():
         raise ConfigError(
             "params file not found", path=candidate, hint="check the --params path (default: ./params.yaml)"
         )
-    if candidate.is_file():
+    if candidate is not None and candidate.is_file():
         params = merge(params, _read_yaml(candidate), source=str(candidate))
     params = _layer(params, _drop_none(overrides or {}), source="command line", fresh=True)
     check_values(params)
@@ -343,9 +348,11 @@ def _layer(params: Params, overrides: Params, *, source: str, fresh: bool = Fals
     return merge(params, overrides, source=source) if overrides else params
 
 
-def load_config(path: str | Path | None = None, overrides: Params | None = None) -> Config:
+def load_config(
+    path: str | Path | None = None, overrides: Params | None = None, *, project: bool = True
+) -> Config:
     """:func:`load_params`, typed."""
-    return Config.from_params(load_params(path, overrides))
+    return Config.from_params(load_params(path, overrides, project=project))
 
 
 def config_from_record(params: Params, *, source: str) -> Config:

@@ -11,10 +11,15 @@ Entities can be absent from train without being drawn: those whose every triple 
 one. ``meta.json`` lists every entity absent from train (``holdout.absent_from_train``), drawn or
 not, with counts, and sets ``protocol.inductive``. Evaluation reports the queries touching them as
 ``unseen`` (:func:`vlkge.evaluation.seen_unseen`).
+
+For quick runs (the demo's small budgets, tests), :func:`connected_part` draws a smaller graph
+first: ``size`` entities grown breadth first through the triples from random starts, with every
+triple among them.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +109,69 @@ def hold_out_entities(graph: Graph, fraction: float, out_dir: str | Path, *, see
         "holdout": holdout,
     }
     return write_graph(out_dir, graph.entities, graph.relations, frame, meta)
+
+
+def grow_entities(graph: Graph, size: int, seed: int) -> np.ndarray:
+    """Sorted ids of ``size`` entities grown breadth first through the triples of every split (both
+    directions, neighbours in triple order) from an entity drawn with ``seed``, and from the next
+    drawn one when a component is used up: a connected neighbourhood where the graph allows."""
+    n = graph.num_entities
+    if size >= n:
+        return np.arange(n)
+    triples = graph.all_triples()
+    src = np.concatenate([triples[:, 0], triples[:, 2]])
+    dst = np.concatenate([triples[:, 2], triples[:, 0]])
+    order = np.argsort(src, kind="stable")
+    dst, bounds = dst[order], np.searchsorted(src[order], np.arange(n + 1))
+    chosen = np.zeros(n, dtype=bool)
+    picked: list[int] = []
+    for start in np.random.default_rng(seed).permutation(n):
+        if len(picked) >= size:
+            break
+        if chosen[start]:
+            continue
+        chosen[start] = True
+        picked.append(int(start))
+        queue = deque([int(start)])
+        while queue and len(picked) < size:
+            for other in dst[bounds[queue[0]] : bounds[queue[0] + 1]]:
+                if not chosen[other] and len(picked) < size:
+                    chosen[other] = True
+                    picked.append(int(other))
+                    queue.append(int(other))
+            queue.popleft()
+    return np.sort(np.array(picked, dtype=np.int64))
+
+
+def connected_part(graph: Graph, size: int, out_dir: str | Path, *, seed: int = 0) -> Graph:
+    """Write ``out_dir`` (a canonical graph directory): ``graph`` restricted to ``size`` entities
+    (:func:`grow_entities`) and the triples among them, each in its own split; entity ids renumbered
+    in their order, relations and every entity column unchanged."""
+    keep = grow_entities(graph, size, seed)
+    new_id = np.full(graph.num_entities, -1, dtype=np.int64)
+    new_id[keep] = np.arange(len(keep))
+    frames = []
+    for split in SPLITS:
+        triples = graph.triples[split]
+        inside = triples[(new_id[triples[:, 0]] >= 0) & (new_id[triples[:, 2]] >= 0)]
+        frames.append(
+            pl.DataFrame(
+                {
+                    "head": new_id[inside[:, 0]].astype(np.int32),
+                    "relation": inside[:, 1].astype(np.int32),
+                    "tail": new_id[inside[:, 2]].astype(np.int32),
+                    "split": np.full(len(inside), split),
+                },
+                schema={"head": pl.Int32, "relation": pl.Int32, "tail": pl.Int32, "split": pl.String},
+            )
+        )
+    entities = graph.entities.filter(pl.col("entity_id").is_in(keep.tolist())).with_columns(
+        entity_id=pl.Series(np.arange(len(keep), dtype=np.int32))
+    )
+    part = {"source": str(graph.root), "entities": len(keep), "of": graph.num_entities, "seed": seed}
+    meta = {
+        **{k: v for k, v in graph.meta.items() if k not in ("counts", "format_version", "protocol")},
+        "protocol": graph.protocol,
+        "connected_part": part,
+    }
+    return write_graph(out_dir, entities, graph.relations, pl.concat(frames), meta)
