@@ -86,8 +86,10 @@ def test_filtered_ranks_ties_and_the_self_rule_by_hand(tmp_path):
 
 
 def test_candidate_pools_and_tail_direction_by_hand(tmp_path):
-    # pools per relation: r0's tails are {e2, e3, e4}, r1's {e1, e5}; tail queries only
-    triples = {"train": [(0, 0, 2), (4, 1, 1), (3, 0, 4)], "valid": [(2, 1, 5)], "test": [(0, 0, 3)]}
+    # pools per relation, from train and valid: r0's tails are {e2, e3, e4}, r1's {e1, e5}; tail
+    # queries only
+    train = [(0, 0, 2), (4, 1, 1), (3, 0, 4), (5, 0, 3)]
+    triples = {"train": train, "valid": [(2, 1, 5)], "test": [(0, 0, 3)]}
     protocol = {"directions": "tail", "candidate_pools": "per_relation"}
     graph = make_graph(tmp_path / "g", triples, num_entities=6, num_relations=2, protocol=protocol)
     model = scorer("both")
