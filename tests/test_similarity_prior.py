@@ -108,12 +108,12 @@ def _alone(model, h, r, t):
     fit = (prior.typing[0, r] * reps.unit_features(h)).sum(-1) + (
         prior.typing[1, r] * reps.unit_features(t)
     ).sum(-1)
-    return prior.weight[r] * reps.similarity(h, t) + fit
+    return prior.alone_weight[r] * reps.similarity(h, t) + fit
 
 
 def test_typing_scores_only_pairs_with_an_entity_without_structure(tiny):
     """Two entities with structure: the prior is the weighed similarity alone (the backbone knows
-    their types); one without: its typing and offsets are added."""
+    their types); one without: the features-only view with the offsets."""
     model = _typed(_model(tiny, similarity=0.5, typing=True))
     r = torch.tensor([0, 1])
     with torch.no_grad():

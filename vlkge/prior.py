@@ -1,8 +1,9 @@
 """The feature prior of multimodal models: what an entity's features say about a triple by
 themselves, added to the backbone's score.
 
-    score(h, r, t) = backbone(e_h, r, e_t) + w_r · sim(h, t) + [h or t without structure] · τ_r(h, t)
-    τ_r(h, t) = τᴴ_r(h) + τᵀ_r(t)
+    score(h, r, t) = backbone(e_h, r, e_t) + prior(h, r, t)
+    prior(h, r, t) = w_r · sim(h, t)                     h and t with structure
+                     v_r · sim(h, t) + τᴴ_r(h) + τᵀ_r(t)   otherwise (model.typing)
 
 - ``sim(h, t)``: the feature similarity of the two entities (mean cosine over the modalities both
   have, 0 for an entity with itself: :meth:`EntityRepresentation.similarity`), weighed per relation
@@ -12,16 +13,16 @@ themselves, added to the backbone's score.
   s ∈ {head, tail} of relation r, read from their normalised features x̂ [D] (all modalities side
   by side), plus a learned offset for entities without structure (unseen in train, or
   structure-dropped in a training batch) that calibrates them against entities with structure.
-  Typing **stands in for structure**: it scores a pair only when one of its entities has no
-  structural row (for two entities with structure, the backbone already knows their types).
+  This **features-only view** (with its own similarity weight ``v`` [R]) stands in for a pair with
+  an entity without structural row; for two entities with structure the backbone already knows
+  their types and only ``w_r · sim`` is added.
 
-The **features-only view** of a triple, w_r · sim(h, t) + ⟨ρᴴ_r, x̂_h⟩ + ⟨ρᵀ_r, x̂_t⟩, is what the
-model says of it from features alone; ``train.prior_loss`` trains it on every training triple, so
-the typing is learnt from the whole graph although it only ever scores pairs with a structureless
-entity.
+``train.prior_loss`` trains the features-only view, v_r · sim(h, t) + ⟨ρᴴ_r, x̂_h⟩ + ⟨ρᵀ_r, x̂_t⟩,
+on every training triple as a second loss: so it is learnt from the whole graph, although it
+only ever scores pairs with a structureless entity.
 
-Both terms have no per-entity parameters, so they carry over to entities never seen in training as
-they are. The parameters (``w`` [R], ``ρ`` [2, R, D], ``β`` [2, R]) train at ``train.prior_lr``.
+No term has per-entity parameters, so they carry over to entities never seen in training as they
+are. The parameters (``w``, ``v`` [R], ``ρ`` [2, R, D], ``β`` [2, R]) train at ``train.prior_lr``.
 """
 
 from __future__ import annotations
@@ -43,76 +44,86 @@ class FeaturePrior(nn.Module):
     def __init__(self, num_relations: int, width: int, similarity: float, typing: bool) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.full((num_relations,), float(similarity)))
-        self.typing = nn.Parameter(torch.zeros(2, num_relations, width)) if typing else None
-        self.unstructured = nn.Parameter(torch.zeros(2, num_relations)) if typing else None
+        self.alone_weight = self.typing = self.unstructured = None
+        if typing:
+            self.alone_weight = nn.Parameter(torch.full((num_relations,), float(similarity)))
+            self.typing = nn.Parameter(torch.zeros(2, num_relations, width))
+            self.unstructured = nn.Parameter(torch.zeros(2, num_relations))
 
-    def _type(self, side: int, r: Tensor, unit: Tensor, structured: Tensor | None) -> Tensor:
-        """τ of entities with normalised features ``unit`` [*, D] on ``side`` of relations r [*]
-        → [*]; ``structured`` [*] bool adds the offset of those without structure (None: none)."""
-        if self.typing is None:
-            return unit.new_zeros(unit.shape[:-1])
-        fit = (self.typing[side, r] * unit).sum(-1)
-        if structured is None:
-            return fit
-        return fit + self.unstructured[side, r] * (~structured).to(unit.dtype)
+    def _fit(self, side: int, r: Tensor, unit: Tensor) -> Tensor:
+        """⟨ρˢ_r, x̂⟩ of entities with normalised features ``unit`` [*, D], relations r [*] → [*]."""
+        return (self.typing[side, r] * unit).sum(-1)
+
+    def _offset(self, side: int, r: Tensor, structured: Tensor) -> Tensor:
+        """βˢ_r for the entities without structure among ``structured`` [*] (0 for the others)."""
+        return self.unstructured[side, r] * (~structured).float()
 
     def pairs(self, reps: EntityRepresentation, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         """Global ids h, r, t [*] → the prior of each triple [*]."""
-        out = self.weight[r] * reps.similarity(h, t)
+        sim = reps.similarity(h, t)
+        joint = self.weight[r] * sim
         if self.typing is None:
-            return out
+            return joint
         structured = reps.structured()
-        head = self._type(HEAD, r, reps.unit_features(h), structured[h])
-        tail = self._type(TAIL, r, reps.unit_features(t), structured[t])
-        loose = ~(structured[h] & structured[t])
-        return out + (head + tail) * loose.to(out.dtype)
+        alone = self.alone_weight[r] * sim + self._fit(HEAD, r, reps.unit_features(h))
+        alone = alone + self._fit(TAIL, r, reps.unit_features(t))
+        alone = alone + self._offset(HEAD, r, structured[h]) + self._offset(TAIL, r, structured[t])
+        return torch.where(structured[h] & structured[t], joint, alone)
 
     def to_all(self, reps: EntityRepresentation, anchor: Tensor, r: Tensor, side: int) -> Tensor:
         """Queries about ``anchor`` [B] under ``r`` [B] whose candidates fill ``side`` → [B, N]."""
-        out = self.weight[r].unsqueeze(1) * reps.similarity_to_all(anchor)
+        sim = reps.similarity_to_all(anchor)
+        joint = self.weight[r].unsqueeze(1) * sim
         if self.typing is None:
-            return out
+            return joint
         structured = reps.structured()
         unit = reps.unit_features(torch.arange(reps.num_entities, device=anchor.device))
-        loose = (~structured).to(unit.dtype)
-        candidates = self.typing[side, r] @ unit.T + self.unstructured[side, r].unsqueeze(1) * loose
-        given = self._type(1 - side, r, reps.unit_features(anchor), structured[anchor])
-        pair_loose = torch.maximum(loose[anchor].unsqueeze(1), loose.unsqueeze(0))  # [B, N]
-        return out + (candidates + given.unsqueeze(1)) * pair_loose
+        candidates = self.typing[side, r] @ unit.T + self.unstructured[side, r].unsqueeze(1) * (
+            ~structured
+        ).float().unsqueeze(0)
+        given = self._fit(1 - side, r, reps.unit_features(anchor))
+        given = given + self._offset(1 - side, r, structured[anchor])
+        alone = self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
+        both = structured[anchor].unsqueeze(1) & structured.unsqueeze(0)  # [B, N]
+        return torch.where(both, joint, alone)
 
     def in_batch(self, reps: EntityRepresentation, rows: BatchRows, corrupt_head: Tensor) -> BatchPrior:
         """A training batch's priors from its own rows (:class:`BatchPrior`)."""
-        positive, negative = reps.similarity_in_batch(rows, corrupt_head)
+        sim_positive, sim_negative = reps.similarity_in_batch(rows, corrupt_head)
         r = rows.batch[:, 1]
-        positive = self.weight[r] * positive
-        negative = self.weight[r].unsqueeze(1) * negative
+        positive = self.weight[r] * sim_positive
+        negative = self.weight[r].unsqueeze(1) * sim_negative
         if self.typing is None:
             return BatchPrior(positive, negative, positive, negative)
         ids = rows.global_ids(torch.arange(len(rows.ids), device=r.device))
         unit, structured = reps.unit_features(ids), rows.structured
         h, t = rows.batch[:, 0], rows.batch[:, 2]
-        head, tail = self._type(HEAD, r, unit[h], None), self._type(TAIL, r, unit[t], None)
+        head, tail = self._fit(HEAD, r, unit[h]), self._fit(TAIL, r, unit[t])
         # the replaced entity's fit on its side: ⟨ρ_side, x̂⟩ without a [B, K, D] gather
         queries = torch.stack([self.typing[HEAD, r], self.typing[TAIL, r]], dim=1)  # [B, 2, D]
         side = (~corrupt_head).long()
         replaced = sampled_dot(queries, unit, rows.replacement, side)
         kept = torch.where(corrupt_head, tail.unsqueeze(1), head.unsqueeze(1))
-        alone = BatchPrior(positive, negative, positive + head + tail, negative + kept + replaced)
-        # with structure: typing (and its offsets) only where a pair has a structureless entity
+        weight = self.alone_weight[r]
+        alone_positive = weight * sim_positive + head + tail
+        alone_negative = weight.unsqueeze(1) * sim_negative + kept + replaced
+        # with structure: the features-only view, calibrated by the offsets, stands in for a pair
+        # with a structureless entity
         offset = self.unstructured[:, r]  # [2, B]
-        free = (~structured).to(unit.dtype)
-        positive_typed = head + tail + offset[HEAD] * free[h] + offset[TAIL] * free[t]
-        kept_free = torch.where(corrupt_head, free[t].unsqueeze(1), free[h].unsqueeze(1))
+        calibrated = alone_positive + offset[HEAD] * (~structured[h]) + offset[TAIL] * (~structured[t])
+        kept_structured = torch.where(corrupt_head, structured[t].unsqueeze(1), structured[h].unsqueeze(1))
         kept_offset = torch.where(corrupt_head, offset[TAIL].unsqueeze(1), offset[HEAD].unsqueeze(1))
-        replaced_offset = offset.T.gather(1, side)  # [B, K]: β of the replaced side
-        negative_typed = kept + kept_offset * kept_free + replaced + replaced_offset * free[rows.replacement]
-        positive_loose = ~(structured[h] & structured[t])
-        negative_loose = (kept_free > 0) | ~structured[rows.replacement]
+        replaced_structured = structured[rows.replacement]
+        calibrated_negative = (
+            alone_negative
+            + kept_offset * (~kept_structured)
+            + offset.T.gather(1, side) * (~replaced_structured)  # β of the replaced side
+        )
         return BatchPrior(
-            positive + positive_typed * positive_loose.to(unit.dtype),
-            negative + negative_typed * negative_loose.to(unit.dtype),
-            alone.alone_positive,
-            alone.alone_negative,
+            torch.where(structured[h] & structured[t], positive, calibrated),
+            torch.where(kept_structured & replaced_structured, negative, calibrated_negative),
+            alone_positive,
+            alone_negative,
         )
 
 
