@@ -69,6 +69,7 @@ class ModelConfig:
     features: str | None
     similarity: float
     typing: bool
+    alone_similarity: float
     without_structure: str
 
     @property
@@ -408,6 +409,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("model.p_norm", lambda v: v in (1, 2), "use 1 or 2"),
     ("model.imaginary", lambda v: v in ("projection", "gated"), "use projection or gated"),
     ("model.similarity", lambda v: v >= 0, "must be >= 0 (0: no feature prior)"),
+    ("model.alone_similarity", lambda v: v >= 0, "must be >= 0"),
     ("train.prior_lr", lambda v: v > 0, "must be positive"),
     ("train.prior_loss", lambda v: v >= 0, "must be 0 or more"),
     ("model.without_structure", lambda v: v in ("features", "neutral"), "use features or neutral"),

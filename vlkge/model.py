@@ -59,6 +59,7 @@ class KGEModel(nn.Module):
         entity: EntityRepresentation | None = None,
         similarity: float = 0.0,
         typing: bool = False,
+        alone_similarity: float = 10.0,
     ) -> None:
         super().__init__()
         self.interaction = interaction
@@ -70,7 +71,9 @@ class KGEModel(nn.Module):
         if similarity > 0:
             if not self.entity.feature_modalities:
                 raise ValueError("the feature prior needs entity representations with features")
-            self.prior = FeaturePrior(num_relations, self.entity.feature_width, similarity, typing)
+            self.prior = FeaturePrior(
+                num_relations, self.entity.feature_width, similarity, typing, alone_similarity
+            )
 
     @property
     def num_entities(self) -> int:
@@ -182,4 +185,5 @@ def build_model(
         entity=entity,
         similarity=similarity,
         typing=spec.typing,
+        alone_similarity=spec.alone_similarity,
     )

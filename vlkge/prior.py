@@ -13,7 +13,9 @@ themselves, added to the backbone's score.
   s ∈ {head, tail} of relation r, read from their normalised features x̂ [D] (all modalities side
   by side), plus a learned offset for entities without structure (unseen in train, or
   structure-dropped in a training batch) that calibrates them against entities with structure.
-  This **features-only view** (with its own similarity weight ``v`` [R]) stands in for a pair with
+  This **features-only view** (with its own similarity weight ``v`` [R], which starts at
+  ``model.alone_similarity``: cosines between candidates differ by tenths, and typing
+  learnt against sampled negatives soon outweighs a weight near 1) stands in for a pair with
   an entity without structural row; for two entities with structure the backbone already knows
   their types and only ``w_r · sim`` is added.
 
@@ -41,12 +43,14 @@ HEAD, TAIL = 0, 1
 class FeaturePrior(nn.Module):
     """The prior terms for ``num_relations`` relations over features of total width ``width``."""
 
-    def __init__(self, num_relations: int, width: int, similarity: float, typing: bool) -> None:
+    def __init__(
+        self, num_relations: int, width: int, similarity: float, typing: bool, alone_similarity: float = 10.0
+    ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.full((num_relations,), float(similarity)))
         self.alone_weight = self.typing = self.unstructured = None
         if typing:
-            self.alone_weight = nn.Parameter(torch.full((num_relations,), float(similarity)))
+            self.alone_weight = nn.Parameter(torch.full((num_relations,), float(alone_similarity)))
             self.typing = nn.Parameter(torch.zeros(2, num_relations, width))
             self.unstructured = nn.Parameter(torch.zeros(2, num_relations))
 
