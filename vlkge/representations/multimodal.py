@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vlkge.errors import ConfigError, InputError
+from vlkge.errors import InputError
 from vlkge.features.inputs import EntityInputs
 from vlkge.fusion import make_fusion
 from vlkge.gathered import sampled_dot
@@ -74,13 +74,9 @@ class MultimodalRepresentation(EntityRepresentation):
         without_structure: str = "features",
     ) -> None:
         super().__init__()
-        if without_structure == "neutral" and STRUCTURAL not in modalities:
-            raise ConfigError(
-                "neutral entities without structure need the structural modality",
-                key="model.without_structure",
-                hint="add structural to model.modalities, or use without_structure: features",
-            )
-        self.neutral = without_structure == "neutral"
+        # neutral needs a structural part to be neutral against: without one, every entity is its
+        # features
+        self.neutral = without_structure == "neutral" and STRUCTURAL in modalities
         self.modalities = tuple(modalities)
         self.feature_modalities = tuple(m for m in modalities if m in FEATURE_MODALITIES)
         self.dim, self.factor = dim, factor
