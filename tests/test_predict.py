@@ -6,8 +6,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tests.vl_data import IMAGES, encoded_project, image_files, tiny_clip, vl_params
+from tests.vl_data import IMAGES, UNSEEN, encoded_project, image_files, tiny_clip, vl_params
 from vlkge.errors import InputError
+from vlkge.graph import read_graph
 from vlkge.predict import CandidateIndex, encode_query, predict
 from vlkge.runs import load_run
 from vlkge.training import Trainer
@@ -31,18 +32,27 @@ def test_a_known_entitys_image_and_text_give_back_that_entity(run):
     entity = 3
     text = graph.entities["text"][entity]
     query = encode_query(tiny_clip(), image_files(8)[entity], text, run.features)
-    result = predict(model, graph, query, "next", k=5)
+    result = predict(model, graph, query, "next", k=6)
     assert result.nearest[0]["key"] == f"e{entity}"
     assert result.nearest[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    # the new entity scores every other entity as the known one does (the known one is not its own
+    # neighbour; the new one, with the same features, is its nearest)
     with torch.no_grad():
-        expected = model.score_tails(torch.tensor([entity]), torch.tensor([0]))[0].topk(5)
-    assert [a["entity_id"] for a in result.answers] == expected.indices.tolist()
-    assert [a["score"] for a in result.answers] == pytest.approx(expected.values.tolist(), abs=1e-4)
+        expected = model.score_tails(torch.tensor([entity]), torch.tensor([0]))[0].topk(6)
+    got = [(a["entity_id"], a["score"]) for a in result.answers if a["entity_id"] != entity][:5]
+    want = [
+        (i, v)
+        for i, v in zip(expected.indices.tolist(), expected.values.tolist(), strict=True)
+        if i != entity
+    ][:5]
+    assert [i for i, _ in got] == [i for i, _ in want]
+    assert [v for _, v in got] == pytest.approx([v for _, v in want], abs=1e-4)
     assert result.answers[0]["name"].startswith("thing ")
-    heads = predict(model, graph, query, "next", k=5, head=True)
+    heads = predict(model, graph, query, "next", k=6, head=True)
     with torch.no_grad():
-        expected = model.score_heads(torch.tensor([0]), torch.tensor([entity]))[0].topk(5)
-    assert [a["entity_id"] for a in heads.answers] == expected.indices.tolist()
+        expected = model.score_heads(torch.tensor([0]), torch.tensor([entity]))[0].topk(6)
+    got = [a["entity_id"] for a in heads.answers if a["entity_id"] != entity][:5]
+    assert got == [i for i in expected.indices.tolist() if i != entity][:5]
 
 
 def test_faiss_search_agrees_with_exact_search():
@@ -91,3 +101,26 @@ def test_cli_prints_answers_and_refuses_bad_queries(run, tmp_path):
         app, ["--data-dir", str(data), "predict", str(run_dir), "--relation", "nope", "--text", "x"]
     )
     assert isinstance(done.exception, InputError) and "unknown relation" in str(done.exception)
+
+
+def test_a_new_entity_is_scored_as_the_model_scores_an_unseen_one(run):
+    """Structure + features, the defaults (neutral rows, the prior's features-only view): a new
+    entity with the features of the graph's entity that is absent from train gets the scores the
+    model gives that entity (itself apart), both directions."""
+    data, _ = run
+    graph = read_graph(data / "tiny-vl" / "graph")
+    run_dir = data / "tiny-vl" / "models" / "vl-structure"
+    Trainer(graph, vl_params(), run_dir).fit(show=False, log=None)
+    opened = load_run(run_dir, device="cpu")
+    model = opened.model
+    assert model.prior is not None and model.entity.neutral
+    text = graph.entities["text"][UNSEEN]
+    query = encode_query(tiny_clip(), None, text, opened.features)
+    for head in (False, True):
+        result = predict(model, opened.graph, query, "next", k=8, head=head)
+        with torch.no_grad():
+            u, r = torch.tensor([UNSEEN]), torch.tensor([0])
+            scores = (model.score_heads(r, u) if head else model.score_tails(u, r))[0]
+        got = {a["entity_id"]: a["score"] for a in result.answers if a["entity_id"] != UNSEEN}
+        assert got and all(v == pytest.approx(float(scores[i]), abs=1e-4) for i, v in got.items())
+    assert result.nearest_by == "feature similarity"

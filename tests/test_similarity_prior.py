@@ -161,7 +161,7 @@ def test_one_vs_all_scores_equal_the_elementwise_ones(tiny, backbone):
 def test_prior_alone_scores_like_the_neighbours_baseline(tiny):
     """With the backbone silenced (relation rows zero) the model scores every candidate by the
     baseline's similarity; only the anchor itself differs (neutral 0 here, last there)."""
-    model = _model(tiny, similarity=1.0)
+    model = _model(tiny, similarity=1.0, typing=False)
     with torch.no_grad():
         model.relation.weight.zero_()
         anchors = torch.arange(tiny.num_entities)

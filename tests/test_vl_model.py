@@ -58,7 +58,8 @@ def test_fused_vector_is_the_same_alone_or_in_a_batch(tiny, fusion, backbone):
 @pytest.mark.parametrize("backbone", ["complex", "rotate"])
 def test_imaginary_part_of_entities_without_structure_has_a_gradient(tiny, imaginary, backbone):
     graph, _ = tiny
-    model = _model(graph, backbone=backbone, imaginary=imaginary)
+    # features-mode rows (model.without_structure: features; neutral ones are zero)
+    model = _model(graph, backbone=backbone, imaginary=imaginary, without_structure="features")
     reps = model.entity
     assert not reps.has_structure[UNSEEN] and reps.has_structure[0]
     # the unseen entity's imaginary part does not come from its (untrained) structural row

@@ -7,6 +7,10 @@ run's projections and fusion (no structural part), and scored against every enti
 - tails ``(new, r, ?)`` or heads ``(?, r, new)`` with ``--head``, top-k with scores;
 - the nearest entities by cosine similarity of the representations.
 
+A model with a feature prior (:mod:`vlkge.prior`) scores the new entity as any entity without
+structure: backbone + the prior's features-only view, exactly over all candidates; its nearest
+entities are those of highest feature similarity.
+
 Candidate search is exact (one matrix product) for small graphs and goes through a faiss index
 (inner product or L2; faiss-gpu when installed and on GPU) for large ones.
 """
@@ -27,6 +31,7 @@ from vlkge.encoders.images import load_image
 from vlkge.errors import ConfigError, InputError
 from vlkge.graph import Graph
 from vlkge.model import KGEModel
+from vlkge.prior import HEAD, TAIL
 
 #: graphs with at least this many candidate entities are searched through faiss under ``auto``
 FAISS_MIN_ENTITIES = 100_000
@@ -103,6 +108,7 @@ class Prediction:
     answers: list[dict[str, Any]]
     nearest: list[dict[str, Any]]
     search: str
+    nearest_by: str = "cosine of representations"
 
 
 def _rows(graph: Graph, ids: Tensor, scores: Tensor) -> list[dict[str, Any]]:
@@ -175,6 +181,8 @@ def predict(
     rel = torch.tensor([graph.relation_id(relation)])
     model.eval()
     with torch.no_grad():
+        if model.prior is not None:
+            return _predict_with_prior(model, graph, query, relation, k=k, head=head)
         device = next(model.parameters()).device
         new = reps.new_entity(query)  # [1, w]
         table = reps.all()
@@ -196,10 +204,40 @@ def predict(
     )
 
 
+def _predict_with_prior(
+    model: KGEModel, graph: Graph, query: dict[str, Tensor], relation: str, *, k: int, head: bool
+) -> Prediction:
+    """A model with a feature prior scores the new entity as it scores any entity without
+    structure (backbone + the prior's features-only view), exactly over all candidates (one row
+    of N scores; an index cannot add the prior); nearest entities by feature similarity."""
+    reps = model.entity
+    device = next(model.parameters()).device
+    new, table = reps.new_entity(query), reps.all()
+    r = torch.tensor([graph.relation_id(relation)], device=device)
+    side = HEAD if head else TAIL
+    if head:
+        scores = model.interaction.score_heads(model.relation(r), new, table)
+    else:
+        scores = model.interaction.score_tails(new, model.relation(r), table)
+    scores = scores + model.prior.for_new(reps, query, r, side)
+    absent = ~reps.present.to(device)
+    top, ids = scores.masked_fill(absent, float("-inf")).topk(min(k, int((~absent).sum())), dim=1)
+    sims = reps.similarity_to_features(query).masked_fill(absent, float("-inf"))
+    near, near_ids = sims.topk(min(k, int((~absent).sum())), dim=1)
+    return Prediction(
+        relation=relation,
+        direction="head" if head else "tail",
+        answers=_rows(graph, ids[0].cpu(), top[0].cpu()),
+        nearest=_rows(graph, near_ids[0].cpu(), near[0].cpu()),
+        search="exact",
+        nearest_by="feature similarity",
+    )
+
+
 def format_prediction(pred: Prediction) -> str:
     what = "heads (?, {r}, new)" if pred.direction == "head" else "tails (new, {r}, ?)"
     lines = [f"top {len(pred.answers)} {what.format(r=pred.relation)}  [search: {pred.search}]"]
     lines += [f"  {a['rank']:3d}. {a['score']:10.4f}  {a['key']}  {a['name']}" for a in pred.answers]
-    lines.append("nearest entities (cosine of representations)")
+    lines.append(f"nearest entities ({pred.nearest_by})")
     lines += [f"  {a['rank']:3d}. {a['score']:10.4f}  {a['key']}  {a['name']}" for a in pred.nearest]
     return "\n".join(lines)

@@ -91,6 +91,23 @@ class FeaturePrior(nn.Module):
         both = structured[anchor].unsqueeze(1) & structured.unsqueeze(0)  # [B, N]
         return torch.where(both, joint, alone)
 
+    def for_new(
+        self, reps: EntityRepresentation, features: dict[str, Tensor], r: Tensor, side: int
+    ) -> Tensor:
+        """Queries about a new entity (no structure) with ``features`` {m: [B, d_m]} under ``r``
+        [B], whose candidates fill ``side`` → [B, N]: the features-only view (w·sim without
+        typing)."""
+        sim = reps.similarity_to_features(features)
+        if self.typing is None:
+            return self.weight[r].unsqueeze(1) * sim
+        structured = reps.structured()
+        unit = reps.unit_features(torch.arange(reps.num_entities, device=sim.device))
+        candidates = self.typing[side, r] @ unit.T + self.unstructured[side, r].unsqueeze(1) * (
+            ~structured
+        ).float().unsqueeze(0)
+        given = self._fit(1 - side, r, reps.unit_of_features(features)) + self.unstructured[1 - side, r]
+        return self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
+
     def in_batch(self, reps: EntityRepresentation, rows: BatchRows, corrupt_head: Tensor) -> BatchPrior:
         """A training batch's priors from its own rows (:class:`BatchPrior`)."""
         sim_positive, sim_negative = reps.similarity_in_batch(rows, corrupt_head)

@@ -17,7 +17,7 @@ of entity representations, answered alike by a structural table and by fused mul
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -111,6 +111,14 @@ class EntityRepresentation(nn.Module):
     def similarity_to_all(self, query: Tensor) -> Tensor | None:
         """Entity ids [B] → feature similarity [B, N] with every entity, or None without features."""
         return None
+
+    def similarity_to_features(self, features: Mapping[str, Tensor]) -> Tensor:
+        """A new entity's features {m: [B, d_m]} → feature similarity [B, N] with every entity."""
+        raise NotImplementedError("no features: no similarity")
+
+    def unit_of_features(self, features: Mapping[str, Tensor]) -> Tensor:
+        """A new entity's features {m: [B, d_m]} → [B, D], as :meth:`unit_features`."""
+        raise NotImplementedError("no features")
 
     def new_entity(self, features: dict[str, Tensor]) -> Tensor:
         """A new entity (not in the graph) from its features {m: [B, d_m]} → [B, w]."""

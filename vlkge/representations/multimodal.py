@@ -270,17 +270,47 @@ class MultimodalRepresentation(EntityRepresentation):
 
     def similarity_to_all(self, query: Tensor) -> Tensor:
         """Entity ids [B] → [B, N]: :meth:`similarity` of each with every entity."""
-        total = torch.zeros(len(query), self.num_entities, device=self.mask.device)
-        count = torch.zeros_like(total)
-        for m in self.feature_modalities:
-            column = self.mask[:, self.modalities.index(m)].to(total.dtype)
-            unit = F.normalize(self.feature_table(m), dim=-1)
-            both = column[query].unsqueeze(1) * column.unsqueeze(0)
-            total += (unit[query] @ unit.T) * both
-            count += both
-        out = total / count.clamp_min(1.0)
+        columns = {m: self.mask[query, self.modalities.index(m)] for m in self.feature_modalities}
+        rows = {m: self.feature_table(m)[query] for m in self.feature_modalities}
+        out = self._similarity_rows(rows, columns)
         out[torch.arange(len(query), device=out.device), query] = 0.0
         return out
+
+    def similarity_to_features(self, features: Mapping[str, Tensor]) -> Tensor:
+        """A new entity's features {m: [B, d_m]} (modalities not given: absent) → [B, N]: the
+        mean cosine with every entity over the modalities both have (0 when none)."""
+        b = next(iter(features.values())).shape[0]
+        given = {m: f.to(self.mask.device) for m, f in features.items() if m in self.feature_modalities}
+        have = {m: torch.ones(b, dtype=torch.bool, device=self.mask.device) for m in given}
+        return self._similarity_rows(given, have)
+
+    def unit_of_features(self, features: Mapping[str, Tensor]) -> Tensor:
+        """A new entity's features {m: [B, d_m]} → [B, D], as :meth:`unit_features`."""
+        b = next(iter(features.values())).shape[0]
+        blocks = []
+        for m in self.feature_modalities:
+            width = self.feature_table(m).shape[1]
+            given = features.get(m)
+            blocks.append(
+                F.normalize(given.to(self.mask.device), dim=-1)
+                if given is not None
+                else torch.zeros(b, width, device=self.mask.device)
+            )
+        return torch.cat(blocks, dim=-1)
+
+    def _similarity_rows(self, rows: Mapping[str, Tensor], have: Mapping[str, Tensor]) -> Tensor:
+        """Query features {m: [B, d_m]} present where ``have`` {m: [B] bool} → [B, N] mean cosine
+        with every entity over the modalities both have."""
+        b = next(iter(rows.values())).shape[0]
+        total = torch.zeros(b, self.num_entities, device=self.mask.device)
+        count = torch.zeros_like(total)
+        for m, query in rows.items():
+            column = self.mask[:, self.modalities.index(m)].to(total.dtype)
+            unit = F.normalize(self.feature_table(m), dim=-1)
+            both = have[m].to(total.dtype).unsqueeze(1) * column.unsqueeze(0)
+            total += (F.normalize(query, dim=-1) @ unit.T) * both
+            count += both
+        return total / count.clamp_min(1.0)
 
     def new_entity(self, features: dict[str, Tensor]) -> Tensor:
         """A new entity (no structure) from its features {m: [B, d_m]} → [B, w]; modalities not
