@@ -239,7 +239,10 @@ def _prediction(graph: Any, config: Any, data_dir: Path) -> str:
     names, keys = graph.entities["name"].to_list(), graph.entity_keys
     text = graph.entities["text"][entity]
     rel = graph.relation_keys[relation]
-    found = api.predict("vl", rel, text=text, k=5, config=config, data_dir=data_dir, dataset=DATASET)
+    found = api.predict("vl", rel, text=text, k=6, config=config, data_dir=data_dir, dataset=DATASET)
+    # the graph holds the entity itself (absent from train, same text): not its own answer
+    tails = [row for row in found.answers if row["entity_id"] != entity][:5]
+    tails = [{**row, "rank": rank} for rank, row in enumerate(tails, start=1)]
 
     def line(row: dict[str, Any]) -> str:
         mark = "✓" if row["entity_id"] in known else ("(itself)" if row["entity_id"] == entity else "")
@@ -250,8 +253,8 @@ def _prediction(graph: Any, config: Any, data_dir: Path) -> str:
         f"held-out entity {keys[entity]}, never seen in training; the model is given only its text:",
         f'  "{text}"',
         f"top 5 tails of ({names[entity]}, {rel}, ?) — known answers ✓: {answers}",
-        *(line(row) for row in found.answers),
-        "nearest entities (cosine of the representations):",
-        *(line(row) for row in found.nearest),
+        *(line(row) for row in tails),
+        f"nearest entities ({found.nearest_by}):",
+        *(line(row) for row in found.nearest[:5]),
     ]
     return "\n".join(out)
