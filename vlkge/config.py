@@ -99,7 +99,6 @@ class TrainConfig:
     shared_optimizer: str | None
     prior_lr: float
     prior_loss: float
-    typing_decay: float
     structure_dropout: float
     frozen: bool
     finetune_lr: float
@@ -413,7 +412,6 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("model.alone_similarity", lambda v: v >= 0, "must be >= 0"),
     ("train.prior_lr", lambda v: v > 0, "must be positive"),
     ("train.prior_loss", lambda v: v >= 0, "must be 0 or more"),
-    ("train.typing_decay", lambda v: v >= 0, "must be 0 or more"),
     ("model.without_structure", lambda v: v in ("features", "neutral"), "use features or neutral"),
 ]
 

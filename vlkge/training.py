@@ -67,11 +67,7 @@ def parameter_groups(
     if shared:
         groups.append({"params": shared, "lr": spec.projection_lr})
     if prior:
-        typing = model.prior.typing
-        rest = [p for p in prior if p is not typing]
-        groups.append({"params": rest, "lr": spec.prior_lr})
-        if typing is not None:  # the typing vectors alone are decayed (train.typing_decay)
-            groups.append({"params": [typing], "lr": spec.prior_lr, "weight_decay": spec.typing_decay})
+        groups.append({"params": prior, "lr": spec.prior_lr})
     if tuner is not None:
         groups.append({"params": tuner.parameters(), "lr": spec.finetune_lr})
     return groups
