@@ -69,6 +69,7 @@ class ModelConfig:
     features: str | None
     similarity: float
     typing: bool
+    reweight: bool
     alone_similarity: float
     without_structure: str
 
