@@ -100,7 +100,6 @@ class TrainConfig:
     shared_optimizer: str | None
     prior_lr: float
     prior_loss: float
-    prior_negatives: str
     structure_dropout: float
     frozen: bool
     finetune_lr: float
@@ -397,7 +396,6 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("train.seeds", lambda v: v >= 1, "must be >= 1"),
     ("train.patience", lambda v: v >= 0, "must be >= 0 (0: no early stopping)"),
     ("train.valid_protocol", lambda v: v in ("correct", "paper"), "use correct or paper"),
-    ("train.prior_negatives", lambda v: v in ("sampled", "all"), "use sampled or all"),
     ("evaluate.batch_size", lambda v: v > 0, "must be positive"),
     ("train.device", _device_ok, "use auto, cpu or cuda[:N]"),
     (

@@ -103,24 +103,16 @@ class FeaturePrior(nn.Module):
         if not self.has_alone_view:
             return joint
         structured = reps.structured()
-        alone = self.alone_to_all(reps, anchor, r, side, sim)
-        offsets = self.unstructured[side, r].unsqueeze(1) * (~structured).float().unsqueeze(0)
-        alone = alone + offsets + self._offset(1 - side, r, structured[anchor]).unsqueeze(1)
-        both = structured[anchor].unsqueeze(1) & structured.unsqueeze(0)  # [B, N]
-        return torch.where(both, joint, alone)
-
-    def alone_to_all(
-        self, reps: EntityRepresentation, anchor: Tensor, r: Tensor, side: int, sim: Tensor | None = None
-    ) -> Tensor:
-        """The features-only view (no offsets) of ``anchor`` [B] under ``r`` [B] with every entity
-        on ``side`` → [B, N]; ``sim``: :meth:`similarity_to_all` when already computed."""
-        sim = reps.similarity_to_all(anchor) if sim is None else sim
         unit = reps.unit_features(torch.arange(reps.num_entities, device=anchor.device))
         given = reps.unit_features(anchor)
         weighed = self._weighed(r, given) @ unit.T
         weighed[torch.arange(len(anchor), device=anchor.device), anchor] = 0.0  # not its own neighbour
-        alone = self.alone_weight[r].unsqueeze(1) * sim + weighed + self._fit(1 - side, r, given).unsqueeze(1)
-        return alone if self.typing is None else alone + self.typing[side, r] @ unit.T
+        alone = self.alone_weight[r].unsqueeze(1) * sim + weighed
+        alone = alone + self._candidates(side, r, unit, structured)
+        given_part = self._fit(1 - side, r, given) + self._offset(1 - side, r, structured[anchor])
+        alone = alone + given_part.unsqueeze(1)
+        both = structured[anchor].unsqueeze(1) & structured.unsqueeze(0)  # [B, N]
+        return torch.where(both, joint, alone)
 
     def _candidates(self, side: int, r: Tensor, unit: Tensor, structured: Tensor) -> Tensor:
         """[B, N]: every entity's typing on ``side`` of r [B] and its offset if structureless."""

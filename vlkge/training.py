@@ -27,9 +27,8 @@ from vlkge.features.inputs import EntityInputs, load_entity_inputs
 from vlkge.fileio import remove_temporaries, write_json_atomic
 from vlkge.finetune import EncoderTuner
 from vlkge.graph import Graph
-from vlkge.model import BatchScores, KGEModel, build_model
+from vlkge.model import KGEModel, build_model
 from vlkge.optim import OptimizerPair
-from vlkge.prior import HEAD, TAIL
 from vlkge.ranking import Filters
 from vlkge.representations import BatchRows, EntityRepresentation
 from vlkge.runs import (
@@ -270,7 +269,8 @@ class Trainer:
         scores = self.model.score_batch(rows, corrupt_head)
         loss = softplus_loss(scores.positive, scores.negative, keep.float())
         if self.spec.prior_loss and scores.prior_positive is not None:  # the features-only view
-            loss = loss + self.spec.prior_loss * self._prior_loss(rows, scores, keep)
+            prior_loss = softplus_loss(scores.prior_positive, scores.prior_negative, keep.float())
+            loss = loss + self.spec.prior_loss * prior_loss
         reg = self.spec.regularization
         if reg:
             batch, replacement = rows.batch, rows.replacement
@@ -279,19 +279,6 @@ class Trainer:
             touched = torch.cat([batch[:, 0], batch[:, 2], heads.reshape(-1), tails.reshape(-1)])
             loss = loss + reg * self.model.entity_rows(touched, rows.table).pow(2).mean()
         return loss
-
-    def _prior_loss(self, rows: BatchRows, scores: BatchScores, keep: Tensor) -> Tensor:
-        """The loss of the prior's features-only view: on the batch's sampled corruptions
-        (``train.prior_negatives: sampled``), or 1-vs-all — cross-entropy of each positive among
-        every entity with structure, tails and heads (``all``)."""
-        if self.spec.prior_negatives == "sampled":
-            return softplus_loss(scores.prior_positive, scores.prior_negative, keep.float())
-        prior, reps = self.model.prior, self.model.entity
-        h, r, t = rows.global_ids(rows.batch[:, 0]), rows.batch[:, 1], rows.global_ids(rows.batch[:, 2])
-        outside = ~reps.structured().to(h.device)
-        tails = prior.alone_to_all(reps, h, r, TAIL).masked_fill(outside, float("-inf"))
-        heads = prior.alone_to_all(reps, t, r, HEAD).masked_fill(outside, float("-inf"))
-        return (F.cross_entropy(tails, t) + F.cross_entropy(heads, h)) / 2
 
     def _batch_rows(self, batch: Tensor, replacement: Tensor) -> BatchRows:
         """What this batch is scored against (:meth:`EntityRepresentation.for_batch`): multimodal
