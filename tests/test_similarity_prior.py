@@ -79,14 +79,11 @@ def _typed(model):
     with torch.no_grad():
         model.prior.typing.normal_()
         model.prior.unstructured.normal_()
-        if model.prior.reweight is not None:
-            model.prior.reweight.normal_()
     return model
 
 
-@pytest.mark.parametrize("views", [{"typing": True}, {"typing": True, "reweight": True}])
-def test_batch_priors_equal_the_pairwise_ones(tiny, views):
-    model = _typed(_model(tiny, similarity=0.5, **views))
+def test_batch_priors_equal_the_pairwise_ones(tiny):
+    model = _typed(_model(tiny, similarity=0.5, typing=True))
     batch = torch.tensor([[0, 0, 1], [2, 1, UNSEEN], [9, 0, 10], [12, 1, 12]])
     replacement = torch.randint(0, 24, (4, 6))
     corrupt_head = torch.rand(4, 6) < 0.5
@@ -110,8 +107,6 @@ def _alone(model, h, r, t):
     fit = (prior.typing[0, r] * reps.unit_features(h)).sum(-1) + (
         prior.typing[1, r] * reps.unit_features(t)
     ).sum(-1)
-    if prior.reweight is not None:
-        fit = fit + (reps.unit_features(h) * prior.reweight[r] * reps.unit_features(t)).sum(-1) * (h != t)
     return prior.alone_weight[r] * reps.similarity(h, t) + fit
 
 
@@ -150,7 +145,7 @@ def test_prior_loss_trains_the_typing_when_every_entity_has_structure(tiny):
 
 @pytest.mark.parametrize("backbone", ["distmult", "complex"])
 def test_one_vs_all_scores_equal_the_elementwise_ones(tiny, backbone):
-    model = _typed(_model(tiny, similarity=0.7, backbone=backbone, typing=True, reweight=True))
+    model = _typed(_model(tiny, similarity=0.7, backbone=backbone, typing=True))
     h, r = torch.tensor([0, 9, UNSEEN]), torch.tensor([0, 1, 1])
     every = torch.arange(tiny.num_entities)
     with torch.no_grad():

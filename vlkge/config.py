@@ -69,7 +69,6 @@ class ModelConfig:
     features: str | None
     similarity: float
     typing: bool
-    reweight: bool
     alone_similarity: float
     without_structure: str
 

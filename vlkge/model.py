@@ -60,7 +60,6 @@ class KGEModel(nn.Module):
         similarity: float = 0.0,
         typing: bool = False,
         alone_similarity: float = 10.0,
-        reweight: bool = False,
     ) -> None:
         super().__init__()
         self.interaction = interaction
@@ -73,7 +72,7 @@ class KGEModel(nn.Module):
             if not self.entity.feature_modalities:
                 raise ValueError("the feature prior needs entity representations with features")
             self.prior = FeaturePrior(
-                num_relations, self.entity.feature_width, similarity, typing, alone_similarity, reweight
+                num_relations, self.entity.feature_width, similarity, typing, alone_similarity
             )
 
     @property
@@ -187,5 +186,4 @@ def build_model(
         similarity=similarity,
         typing=spec.typing,
         alone_similarity=spec.alone_similarity,
-        reweight=spec.reweight,
     )

@@ -44,40 +44,19 @@ class FeaturePrior(nn.Module):
     """The prior terms for ``num_relations`` relations over features of total width ``width``."""
 
     def __init__(
-        self,
-        num_relations: int,
-        width: int,
-        similarity: float,
-        typing: bool,
-        alone_similarity: float = 10.0,
-        reweight: bool = False,
+        self, num_relations: int, width: int, similarity: float, typing: bool, alone_similarity: float = 10.0
     ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.full((num_relations,), float(similarity)))
-        self.alone_weight = self.typing = self.reweight = self.unstructured = None
-        if typing or reweight:  # a features-only view
-            self.alone_weight = nn.Parameter(torch.full((num_relations,), float(alone_similarity)))
-            self.unstructured = nn.Parameter(torch.zeros(2, num_relations))
+        self.alone_weight = self.typing = self.unstructured = None
         if typing:
+            self.alone_weight = nn.Parameter(torch.full((num_relations,), float(alone_similarity)))
             self.typing = nn.Parameter(torch.zeros(2, num_relations, width))
-        if reweight:
-            self.reweight = nn.Parameter(torch.zeros(num_relations, width))
-
-    @property
-    def has_alone_view(self) -> bool:
-        return self.alone_weight is not None
+            self.unstructured = nn.Parameter(torch.zeros(2, num_relations))
 
     def _fit(self, side: int, r: Tensor, unit: Tensor) -> Tensor:
-        """⟨ρˢ_r, x̂⟩ of entities with normalised features ``unit`` [*, D], relations r [*] → [*]
-        (0 without typing)."""
-        if self.typing is None:
-            return unit.new_zeros(unit.shape[:-1])
+        """⟨ρˢ_r, x̂⟩ of entities with normalised features ``unit`` [*, D], relations r [*] → [*]."""
         return (self.typing[side, r] * unit).sum(-1)
-
-    def _weighed(self, r: Tensor, unit: Tensor) -> Tensor:
-        """x̂ ⊙ δ_r [*, D]: features weighed per relation, whose dot product with another entity's
-        x̂ is the relation's reweighting term (zeros without ``reweight``)."""
-        return unit * self.reweight[r] if self.reweight is not None else torch.zeros_like(unit)
 
     def _offset(self, side: int, r: Tensor, structured: Tensor) -> Tensor:
         """βˢ_r for the entities without structure among ``structured`` [*] (0 for the others)."""
@@ -87,12 +66,11 @@ class FeaturePrior(nn.Module):
         """Global ids h, r, t [*] → the prior of each triple [*]."""
         sim = reps.similarity(h, t)
         joint = self.weight[r] * sim
-        if not self.has_alone_view:
+        if self.typing is None:
             return joint
         structured = reps.structured()
-        uh, ut = reps.unit_features(h), reps.unit_features(t)
-        alone = self.alone_weight[r] * sim + self._fit(HEAD, r, uh) + self._fit(TAIL, r, ut)
-        alone = alone + (self._weighed(r, uh) * ut).sum(-1) * (h != t)
+        alone = self.alone_weight[r] * sim + self._fit(HEAD, r, reps.unit_features(h))
+        alone = alone + self._fit(TAIL, r, reps.unit_features(t))
         alone = alone + self._offset(HEAD, r, structured[h]) + self._offset(TAIL, r, structured[t])
         return torch.where(structured[h] & structured[t], joint, alone)
 
@@ -100,41 +78,35 @@ class FeaturePrior(nn.Module):
         """Queries about ``anchor`` [B] under ``r`` [B] whose candidates fill ``side`` → [B, N]."""
         sim = reps.similarity_to_all(anchor)
         joint = self.weight[r].unsqueeze(1) * sim
-        if not self.has_alone_view:
+        if self.typing is None:
             return joint
         structured = reps.structured()
         unit = reps.unit_features(torch.arange(reps.num_entities, device=anchor.device))
-        given = reps.unit_features(anchor)
-        weighed = self._weighed(r, given) @ unit.T
-        weighed[torch.arange(len(anchor), device=anchor.device), anchor] = 0.0  # not its own neighbour
-        alone = self.alone_weight[r].unsqueeze(1) * sim + weighed
-        alone = alone + self._candidates(side, r, unit, structured)
-        given_part = self._fit(1 - side, r, given) + self._offset(1 - side, r, structured[anchor])
-        alone = alone + given_part.unsqueeze(1)
+        candidates = self.typing[side, r] @ unit.T + self.unstructured[side, r].unsqueeze(1) * (
+            ~structured
+        ).float().unsqueeze(0)
+        given = self._fit(1 - side, r, reps.unit_features(anchor))
+        given = given + self._offset(1 - side, r, structured[anchor])
+        alone = self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
         both = structured[anchor].unsqueeze(1) & structured.unsqueeze(0)  # [B, N]
         return torch.where(both, joint, alone)
-
-    def _candidates(self, side: int, r: Tensor, unit: Tensor, structured: Tensor) -> Tensor:
-        """[B, N]: every entity's typing on ``side`` of r [B] and its offset if structureless."""
-        offsets = self.unstructured[side, r].unsqueeze(1) * (~structured).float().unsqueeze(0)
-        return offsets if self.typing is None else self.typing[side, r] @ unit.T + offsets
 
     def for_new(
         self, reps: EntityRepresentation, features: dict[str, Tensor], r: Tensor, side: int
     ) -> Tensor:
         """Queries about a new entity (no structure) with ``features`` {m: [B, d_m]} under ``r``
         [B], whose candidates fill ``side`` → [B, N]: the features-only view (w·sim without
-        one)."""
+        typing)."""
         sim = reps.similarity_to_features(features)
-        if not self.has_alone_view:
+        if self.typing is None:
             return self.weight[r].unsqueeze(1) * sim
         structured = reps.structured()
         unit = reps.unit_features(torch.arange(reps.num_entities, device=sim.device))
-        given = reps.unit_of_features(features)
-        alone = self.alone_weight[r].unsqueeze(1) * sim + self._weighed(r, given) @ unit.T
-        alone = alone + self._candidates(side, r, unit, structured)
-        given_part = self._fit(1 - side, r, given) + self.unstructured[1 - side, r]
-        return alone + given_part.unsqueeze(1)
+        candidates = self.typing[side, r] @ unit.T + self.unstructured[side, r].unsqueeze(1) * (
+            ~structured
+        ).float().unsqueeze(0)
+        given = self._fit(1 - side, r, reps.unit_of_features(features)) + self.unstructured[1 - side, r]
+        return self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
 
     def in_batch(self, reps: EntityRepresentation, rows: BatchRows, corrupt_head: Tensor) -> BatchPrior:
         """A training batch's priors from its own rows (:class:`BatchPrior`)."""
@@ -142,21 +114,27 @@ class FeaturePrior(nn.Module):
         r = rows.batch[:, 1]
         positive = self.weight[r] * sim_positive
         negative = self.weight[r].unsqueeze(1) * sim_negative
-        if not self.has_alone_view:
+        if self.typing is None:
             return BatchPrior(positive, negative, positive, negative)
-        alone_positive, alone_negative = self._alone_in_batch(
-            reps, rows, corrupt_head, sim_positive, sim_negative
-        )
+        ids = rows.global_ids(torch.arange(len(rows.ids), device=r.device))
+        unit, structured = reps.unit_features(ids), rows.structured
+        h, t = rows.batch[:, 0], rows.batch[:, 2]
+        head, tail = self._fit(HEAD, r, unit[h]), self._fit(TAIL, r, unit[t])
+        # the replaced entity's fit on its side: ⟨ρ_side, x̂⟩ without a [B, K, D] gather
+        queries = torch.stack([self.typing[HEAD, r], self.typing[TAIL, r]], dim=1)  # [B, 2, D]
+        side = (~corrupt_head).long()
+        replaced = sampled_dot(queries, unit, rows.replacement, side)
+        kept = torch.where(corrupt_head, tail.unsqueeze(1), head.unsqueeze(1))
+        weight = self.alone_weight[r]
+        alone_positive = weight * sim_positive + head + tail
+        alone_negative = weight.unsqueeze(1) * sim_negative + kept + replaced
         # with structure: the features-only view, calibrated by the offsets, stands in for a pair
         # with a structureless entity
-        structured = rows.structured
-        h, t = rows.batch[:, 0], rows.batch[:, 2]
         offset = self.unstructured[:, r]  # [2, B]
         calibrated = alone_positive + offset[HEAD] * (~structured[h]) + offset[TAIL] * (~structured[t])
         kept_structured = torch.where(corrupt_head, structured[t].unsqueeze(1), structured[h].unsqueeze(1))
         kept_offset = torch.where(corrupt_head, offset[TAIL].unsqueeze(1), offset[HEAD].unsqueeze(1))
         replaced_structured = structured[rows.replacement]
-        side = (~corrupt_head).long()
         calibrated_negative = (
             alone_negative
             + kept_offset * (~kept_structured)
@@ -168,43 +146,6 @@ class FeaturePrior(nn.Module):
             alone_positive,
             alone_negative,
         )
-
-    def _alone_in_batch(
-        self,
-        reps: EntityRepresentation,
-        rows: BatchRows,
-        corrupt_head: Tensor,
-        sim_pos: Tensor,
-        sim_neg: Tensor,
-    ) -> tuple[Tensor, Tensor]:
-        """The features-only view of a batch's positives [B] and corruptions [B, K], from its own
-        rows (no [B, K, D] gather)."""
-        r = rows.batch[:, 1]
-        ids = rows.global_ids(torch.arange(len(rows.ids), device=r.device))
-        unit = reps.unit_features(ids)
-        h, t = rows.batch[:, 0], rows.batch[:, 2]
-        side = (~corrupt_head).long()  # 1: the tail is replaced, the head is kept
-        weight = self.alone_weight[r]
-        head, tail = self._fit(HEAD, r, unit[h]), self._fit(TAIL, r, unit[t])
-        kept = torch.where(corrupt_head, tail.unsqueeze(1), head.unsqueeze(1))
-        weighed_h, weighed_t = self._weighed(r, unit[h]), self._weighed(r, unit[t])
-        positive = weight * sim_pos + head + tail + (weighed_h * unit[t]).sum(-1) * (h != t)
-        # the replaced entity against the kept one: ⟨x̂_kept ⊙ δ_r, x̂⟩ (+ its typing ⟨ρ_side, x̂⟩)
-        queries = torch.stack([weighed_t, weighed_h], dim=1)  # [B, 2, D]
-        if self.typing is not None:
-            queries = queries + torch.stack([self.typing[HEAD, r], self.typing[TAIL, r]], dim=1)
-        replaced = sampled_dot(queries, unit, rows.replacement, side)
-        anchor = torch.where(corrupt_head, t.unsqueeze(1), h.unsqueeze(1))
-        if self.reweight is not None:  # the replaced entity is the kept one: no reweighting term
-            self_pair = (rows.replacement == anchor).float()
-            own = torch.where(
-                corrupt_head,
-                (weighed_t * unit[t]).sum(-1, keepdim=True),
-                (weighed_h * unit[h]).sum(-1, keepdim=True),
-            )
-            replaced = replaced - self_pair * own
-        negative = weight.unsqueeze(1) * sim_neg + kept + replaced
-        return positive, negative
 
 
 @dataclass(frozen=True)
