@@ -221,9 +221,9 @@ def _predict_with_prior(
         scores = model.interaction.score_tails(new, model.relation(r), table)
     scores = scores + model.prior.for_new(reps, query, r, side)
     absent = ~reps.present.to(device)
-    top, ids = scores.masked_fill(absent, float("-inf")).topk(min(k, int((~absent).sum())), dim=1)
-    sims = reps.similarity_to_features(query).masked_fill(absent, float("-inf"))
-    near, near_ids = sims.topk(min(k, int((~absent).sum())), dim=1)
+    k = min(k, int((~absent).sum()))
+    top, ids = scores.masked_fill(absent, float("-inf")).topk(k, dim=1)
+    near, near_ids = reps.similarity_to_features(query).masked_fill(absent, float("-inf")).topk(k, dim=1)
     return Prediction(
         relation=relation,
         direction="head" if head else "tail",

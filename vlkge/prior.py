@@ -62,6 +62,12 @@ class FeaturePrior(nn.Module):
         """βˢ_r for the entities without structure among ``structured`` [*] (0 for the others)."""
         return self.unstructured[side, r] * (~structured).float()
 
+    def _candidates(self, reps: EntityRepresentation, side: int, r: Tensor) -> Tensor:
+        """τˢ_r of every entity as the candidate on ``side`` of r [B] → [B, N] (typing + offset)."""
+        unit = reps.unit_features(torch.arange(reps.num_entities, device=r.device))
+        offsets = self._offset(side, r.unsqueeze(1), reps.structured().unsqueeze(0))
+        return self.typing[side, r] @ unit.T + offsets
+
     def pairs(self, reps: EntityRepresentation, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         """Global ids h, r, t [*] → the prior of each triple [*]."""
         sim = reps.similarity(h, t)
@@ -81,10 +87,7 @@ class FeaturePrior(nn.Module):
         if self.typing is None:
             return joint
         structured = reps.structured()
-        unit = reps.unit_features(torch.arange(reps.num_entities, device=anchor.device))
-        candidates = self.typing[side, r] @ unit.T + self.unstructured[side, r].unsqueeze(1) * (
-            ~structured
-        ).float().unsqueeze(0)
+        candidates = self._candidates(reps, side, r)
         given = self._fit(1 - side, r, reps.unit_features(anchor))
         given = given + self._offset(1 - side, r, structured[anchor])
         alone = self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
@@ -100,11 +103,7 @@ class FeaturePrior(nn.Module):
         sim = reps.similarity_to_features(features)
         if self.typing is None:
             return self.weight[r].unsqueeze(1) * sim
-        structured = reps.structured()
-        unit = reps.unit_features(torch.arange(reps.num_entities, device=sim.device))
-        candidates = self.typing[side, r] @ unit.T + self.unstructured[side, r].unsqueeze(1) * (
-            ~structured
-        ).float().unsqueeze(0)
+        candidates = self._candidates(reps, side, r)
         given = self._fit(1 - side, r, reps.unit_of_features(features)) + self.unstructured[1 - side, r]
         return self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
 
