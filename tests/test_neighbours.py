@@ -170,3 +170,27 @@ def test_neighbour_options_are_refused_in_prompt_mode_and_the_reverse(project):
     assert "--query, --weights: for --mode prompt only" in str(refused.exception)
     refused = CliRunner().invoke(app, [*base, "--mode", "neighbours", "--modalities", "sound"])
     assert "unknown modalities 'sound'" in str(refused.exception)
+
+
+@pytest.mark.skipif(not IMAGES.is_dir(), reason="shared images not found")
+def test_a_group_of_seeds_carries_one_baseline_and_the_ratio_of_its_mean(project, tmp_path, monkeypatch):
+    import vlkge.neighbours
+
+    calls = []
+    original = vlkge.neighbours.neighbour_evaluation
+    monkeypatch.setattr(
+        vlkge.neighbours, "neighbour_evaluation", lambda *a, **k: calls.append(a[2]) or original(*a, **k)
+    )
+    vl = ["--frozen", "--modalities", "structural,textual", "--features", "tiny-clip"]
+    full, compact, table = train_and_evaluate(
+        project, tmp_path, "vl-seeds", *vl, "--seed", "0", "--seeds", "2"
+    )
+    assert full["seeds"] == [0, 1] and "model MRR / best neighbours MRR" in table
+    assert calls == ["text"]  # once for the group, not once per seed
+    single, _, _ = train_and_evaluate(project, tmp_path, "vl-seed0", *vl, "--seed", "0")
+    # the baseline is that of any one seed's queries, computed once for the group
+    assert full["neighbours"]["results"] == single["neighbours"]["results"]
+    unseen = full["neighbours"]["model_over_best"]["unseen"]
+    assert unseen["model_mrr"] == pytest.approx(full["entities"]["unseen"]["mrr"])
+    assert unseen["ratio"] == pytest.approx(full["entities"]["unseen"]["mrr"] / unseen["baseline_mrr"])
+    assert compact["neighbours"]["model_over_best"]["unseen_entities"] == pytest.approx(unseen["ratio"])

@@ -262,15 +262,18 @@ def evaluate(
     if not members:
         opened = load_run(path)
         return Evaluation(opened, _evaluate_run(opened, config))
-    results, first = [], None
+    results, first, baseline = [], None, None
     for member in members:
         opened = load_run(member)
         first = first or opened
-        results.append(_evaluate_run(opened, config))
+        results.append(_evaluate_run(opened, config, baseline))
+        baseline = results[-1].get("neighbours", {}).get("results")  # the same queries every seed
     return Evaluation(first, aggregate_seeds(results), group=path)
 
 
-def _evaluate_run(opened: Run, config: Config) -> dict[str, Any]:
+def _evaluate_run(opened: Run, config: Config, baseline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One run's metrics; a VL run's carry the nearest-neighbour block (``baseline``: its results
+    from another seed of the group, on the same queries)."""
     from vlkge.evaluation import evaluate as run_evaluation
 
     spec = config.evaluate
@@ -282,12 +285,14 @@ def _evaluate_run(opened: Run, config: Config) -> dict[str, Any]:
     }
     metrics = run_evaluation(opened.model, opened.graph, spec.split, batch_size=spec.batch_size, **options)
     if opened.config.model.multimodal:  # features: the baseline they give untrained, same queries
-        metrics["neighbours"] = _neighbours_beside(opened, metrics, spec.batch_size, options)
+        metrics["neighbours"] = _neighbours_beside(opened, metrics, spec.batch_size, options, baseline)
     metrics["seed"] = opened.config.seed
     return metrics
 
 
-def _neighbours_beside(opened: Run, metrics: dict[str, Any], batch_size: int, options: dict) -> dict:
+def _neighbours_beside(
+    opened: Run, metrics: dict[str, Any], batch_size: int, options: dict, baseline: dict | None = None
+) -> dict:
     """The nearest-neighbour baseline over the run's own store, on the run's queries
     (:func:`vlkge.neighbours.beside_model`)."""
     from vlkge.features.inputs import store_dir_for
@@ -303,6 +308,7 @@ def _neighbours_beside(opened: Run, metrics: dict[str, Any], batch_size: int, op
         present=model.entity.present,
         device=next(model.parameters()).device,
         batch_size=batch_size,
+        results=baseline,
         **options,
     )
 

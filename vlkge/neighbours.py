@@ -200,16 +200,21 @@ def beside_model(
     *,
     present: Tensor,
     device: str | torch.device = "cpu",
+    results: dict[str, Any] | None = None,
     **protocol: Any,
 ) -> dict[str, Any]:
     """The ``neighbours`` block of a run's evaluation: the baseline for each of ``sets`` on the
     model's split, protocol and represented entities (so on exactly its queries), and per group the
-    model's MRR ÷ the best baseline's."""
+    model's MRR ÷ the best baseline's. ``results``: the baseline already computed on those same
+    queries (another seed of the same group), reused as it is."""
     split = model_metrics["setup"]["split"]
-    results = {
-        name: neighbour_evaluation(graph, store_dir, name, split, present=present, device=device, **protocol)
-        for name in sets
-    }
+    if results is None:
+        results = {
+            name: neighbour_evaluation(
+                graph, store_dir, name, split, present=present, device=device, **protocol
+            )
+            for name in sets
+        }
     ratio: dict[str, Any] = {}
     for group, mine in group_metrics(model_metrics).items():
         scores = {name: group_metrics(r).get(group, {}).get("mrr", 0.0) for name, r in results.items()}
