@@ -83,12 +83,18 @@ def remove_temporaries(directory: str | Path, names: list[str] | tuple[str, ...]
         return removed
     for name in names:
         for path in directory.glob(f".{name}.*.tmp"):
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+            remove_temporary(path)
             removed.append(path)
     return removed
+
+
+def remove_temporary(path: Path) -> None:
+    """Delete one temporary :func:`atomic_path` left: a file, or a directory (a writer that made
+    one under the temporary name)."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def read_parquet(

@@ -32,7 +32,14 @@ import pyarrow.parquet as pq
 import torch
 
 from vlkge.errors import ConfigError, InputError
-from vlkge.fileio import atomic_path, read_json_object, read_parquet, sha256_file, write_json_atomic
+from vlkge.fileio import (
+    atomic_path,
+    read_json_object,
+    read_parquet,
+    remove_temporary,
+    sha256_file,
+    write_json_atomic,
+)
 from vlkge.graph import Graph, graph_hashes
 
 FORMAT_VERSION = 1
@@ -156,7 +163,7 @@ def prepare_store(
     for path in mod_dir.iterdir():
         match = _TMP.match(path.name)
         if match and owns(int(match.group(1))):
-            path.unlink(missing_ok=True)
+            remove_temporary(path)
     parts = _parts(mod_dir)
     foreign = []
     for index, kinds in sorted(parts.items()):
