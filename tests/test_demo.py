@@ -19,6 +19,7 @@ ROWS = (
     "structure only (DistMult)",
     "VL-DistMult (structure + text)",
     "nearest neighbours (text, no training)",
+    "  + text mentions (text+mentions, no training)",
 )
 
 
@@ -80,6 +81,7 @@ def test_trained_vl_is_not_below_the_nearest_neighbours_on_unseen_entities(offli
     done = CliRunner().invoke(app, args)
     assert done.exit_code == 0, done.output + str(done.exception)
     rows = table_rows(done.stdout)
-    structure, vl, neighbours = (rows[label] for label in ROWS)
+    structure, vl, neighbours, with_mentions = (rows[label] for label in ROWS)
     assert vl[4] >= neighbours[4] > 0.0  # unseen entities: MRR
+    assert vl[4] >= with_mentions[4]  # and the lookup that also reads the texts' mentions
     assert vl[2] >= structure[2]  # seen entities: MRR

@@ -4,6 +4,7 @@ test fixtures' downscaled ones) for some, and a train split that leaves one enti
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,11 @@ def tiny_triples() -> dict[str, list[tuple[int, int, int]]]:
     return {"train": train, "valid": test[:2], "test": test}
 
 
-def write_tiny_vl_graph(root: Path, *, images: int = 8, inductive: bool = True) -> Graph:
-    """``root/graph``: 24 entities with texts, the first ``images`` with a real photo each."""
+def write_tiny_vl_graph(
+    root: Path, *, images: int = 8, inductive: bool = True, text_of: Callable[[int], str] | None = None
+) -> Graph:
+    """``root/graph``: 24 entities with texts (``text_of(i)``, default "thing i, member of group
+    i // 4"), the first ``images`` with a real photo each."""
     files = image_files(images)
     triples = tiny_triples()
     if not inductive:
@@ -54,7 +58,7 @@ def write_tiny_vl_graph(root: Path, *, images: int = 8, inductive: bool = True) 
             "key": [f"e{i}" for i in range(n)],
             "type": [None] * n,
             "name": [f"thing {i}" for i in range(n)],
-            "text": [f"thing {i}, member of group {i // 4}" for i in range(n)],
+            "text": [(text_of or _group_text)(i) for i in range(n)],
             "images": [[str(files[i])] if i < len(files) else [] for i in range(n)],
         },
         schema_overrides={"type": pl.String, "text": pl.String, "images": pl.List(pl.String)},
@@ -64,6 +68,10 @@ def write_tiny_vl_graph(root: Path, *, images: int = 8, inductive: bool = True) 
     )
     meta = {"dataset": "tiny-vl", "protocol": {"inductive": inductive}}
     return write_graph(root / "graph", entities, relations, frame, meta)
+
+
+def _group_text(i: int) -> str:
+    return f"thing {i}, member of group {i // 4}"
 
 
 _ENCODER = {}

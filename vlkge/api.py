@@ -300,11 +300,12 @@ def _neighbours_beside(
 
     graph, model = opened.graph, opened.model
     store = next((Path(r["store"]).name for r in opened.features.values() if r.get("store")), None)
+    mentions = model.prior is not None and model.prior.mentions is not None
     return beside_model(
         metrics,
         graph,
         store_dir_for(graph, opened.config) if store is None else graph.root.parent / "features" / store,
-        baseline_sets(opened.config.model.modalities),
+        baseline_sets(opened.config.model.modalities, mentions),
         present=model.entity.present,
         device=next(model.parameters()).device,
         batch_size=batch_size,
@@ -319,6 +320,7 @@ def predict(
     *,
     image: str | Path | None = None,
     text: str | None = None,
+    name: str | None = None,
     k: int = 5,
     head: bool = False,
     search: str = "auto",
@@ -328,7 +330,8 @@ def predict(
 ) -> Prediction:
     """Top-``k`` answers of ``(new, relation, ?)`` (``head``: ``(?, relation, new)``) and the
     nearest entities for an entity not in the graph, given by an image and/or a text, encoded with
-    the encoder that made the run's features."""
+    the encoder that made the run's features; its ``name`` (optional) lets a model with text
+    mentions find the graph's texts that name it."""
     from vlkge.predict import encode_query
     from vlkge.predict import predict as run_predict
 
@@ -339,7 +342,9 @@ def predict(
     opened.graph.relation_id(relation)  # unknown relation: a clear error before loading the encoder
     encoder = run_encoder(opened)
     query = encode_query(encoder, image, text, opened.features)
-    return run_predict(opened.model, opened.graph, query, relation, k=k, head=head, search=search)
+    return run_predict(
+        opened.model, opened.graph, query, relation, k=k, head=head, search=search, text=text, name=name
+    )
 
 
 def zeroshot(
@@ -390,8 +395,10 @@ def neighbours(
     features: str | Path | None = None,
     modalities: str | None = None,
     device: str | None = None,
+    mentions: bool = False,
 ) -> dict[str, Any]:
-    """The features-only nearest-neighbour baseline (:mod:`vlkge.neighbours`) on
+    """The features-only nearest-neighbour baseline (:mod:`vlkge.neighbours`; ``mentions``: plus
+    the untrained text-mention term) on
     ``evaluate.split`` under the ``evaluate:`` protocol, over the store ``features`` (a name under
     the dataset's ``features/`` or a path; None: the store a run would read) and ``modalities``
     (text | image | both; None: all the store has), on ``device`` (None: ``train.device``).
@@ -417,6 +424,7 @@ def neighbours(
         directions=spec.directions,
         candidate_pools_mode=spec.candidate_pools,
         batch_size=spec.batch_size,
+        mentions=mentions,
     )
 
 

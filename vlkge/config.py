@@ -70,6 +70,7 @@ class ModelConfig:
     similarity: float
     typing: bool
     alone_similarity: float
+    mentions: float
     without_structure: str
 
     @property
@@ -410,6 +411,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("model.imaginary", lambda v: v in ("projection", "gated"), "use projection or gated"),
     ("model.similarity", lambda v: v >= 0, "must be >= 0 (0: no feature prior)"),
     ("model.alone_similarity", lambda v: v >= 0, "must be >= 0"),
+    ("model.mentions", lambda v: v >= 0, "must be >= 0 (0: no text mentions)"),
     ("train.prior_lr", lambda v: v > 0, "must be positive"),
     ("train.prior_loss", lambda v: v >= 0, "must be 0 or more"),
     ("model.without_structure", lambda v: v in ("features", "neutral"), "use features or neutral"),

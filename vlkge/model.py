@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from vlkge.config import Config
 from vlkge.features.inputs import EntityInputs
+from vlkge.features.mentions import Mentions
 from vlkge.interactions import Interaction, make_interaction
 from vlkge.prior import HEAD, TAIL, FeaturePrior
 from vlkge.representations import (
@@ -60,6 +61,8 @@ class KGEModel(nn.Module):
         similarity: float = 0.0,
         typing: bool = False,
         alone_similarity: float = 10.0,
+        mentions: Mentions | None = None,
+        mention_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.interaction = interaction
@@ -72,7 +75,13 @@ class KGEModel(nn.Module):
             if not self.entity.feature_modalities:
                 raise ValueError("the feature prior needs entity representations with features")
             self.prior = FeaturePrior(
-                num_relations, self.entity.feature_width, similarity, typing, alone_similarity
+                num_relations,
+                self.entity.feature_width,
+                similarity,
+                typing,
+                alone_similarity,
+                mentions=mentions,
+                mention_weight=mention_weight,
             )
 
     @property
@@ -186,4 +195,6 @@ def build_model(
         similarity=similarity,
         typing=spec.typing,
         alone_similarity=spec.alone_similarity,
+        mentions=inputs.mentions if inputs is not None else None,
+        mention_weight=spec.mentions,
     )

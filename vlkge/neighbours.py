@@ -15,6 +15,10 @@ outside the cosine range [-1, 1]:
   answer (h, r, h) therefore always gets the worst rank of its query: the baseline cannot predict
   self-loops.
 
+With ``mentions`` (an untrained reference for models with text mentions, ``model.mentions``):
+sim(h, t) + ½·M[h, t] + ½·M[t, h], where M[i, j] says that i's text names j
+(:mod:`vlkge.features.mentions`); ½ is where a model's mention weights start.
+
 The ranking is the evaluation's own (:func:`vlkge.evaluation.evaluate`, hence
 :func:`vlkge.ranking.rank_filtered`): the same split, excluded relations, directions, per-direction
 filters, candidate pools, realistic ties, seen / unseen entities and metrics JSON. The scorer plugs
@@ -33,7 +37,8 @@ from torch import Tensor, nn
 
 from vlkge.errors import ConfigError, InputError
 from vlkge.evaluation import MEMORY_MIB, evaluate
-from vlkge.features.inputs import check_feature_table
+from vlkge.features.inputs import check_feature_table, graph_mentions
+from vlkge.features.mentions import Mentions
 from vlkge.features.store import MANIFEST, load_features
 from vlkge.graph import Graph
 from vlkge.modalities import FEATURE_MODALITIES, IMAGE, TEXT
@@ -47,6 +52,10 @@ SELF = -3.0
 MODALITY_SETS: dict[str, tuple[str, ...]] = {TEXT: (TEXT,), IMAGE: (IMAGE,), "both": (IMAGE, TEXT)}
 _SELF_RULE = "the anchor is never its own neighbour: it ranks last, so a self-loop answer gets the worst rank"
 _NO_SHARED_RULE = "pairs sharing no modality score below every cosine (ties among them)"
+#: suffix of a baseline set with the text-mention term
+WITH_MENTIONS = "+mentions"
+#: weight of each mention direction in the ``mentions`` variant (a model's starting weight)
+MENTION_WEIGHT = 0.5
 
 
 class NeighbourFeatures(EntityRepresentation):
@@ -79,11 +88,13 @@ class NeighbourFeatures(EntityRepresentation):
 class NeighbourScorer(nn.Module):
     """Scores every candidate by its similarity to the query's given entity (module docstring),
     in the 1-vs-all form the evaluation calls: ``score_tails(h [B], r [B])`` → [B, N] and
-    ``score_heads(r [B], t [B])`` → [B, N]; the relation is ignored."""
+    ``score_heads(r [B], t [B])`` → [B, N]; the relation is ignored. ``mentions``: add the
+    text-mention term (module docstring)."""
 
-    def __init__(self, entity: NeighbourFeatures) -> None:
+    def __init__(self, entity: NeighbourFeatures, mentions: Mentions | None = None) -> None:
         super().__init__()
         self.entity = entity
+        self.mentions = mentions
 
     def similarity(self, anchors: Tensor) -> Tensor:
         """anchors [B] → [B, N]: the mean cosine over shared modalities, :data:`NO_SHARED` where
@@ -92,7 +103,11 @@ class NeighbourScorer(nn.Module):
         scores = vectors[anchors] @ vectors.T  # absent blocks are zero: the sum over shared modalities
         shared = mask[anchors] @ mask.T  # [B, N] modalities both have
         none = shared == 0
-        scores.div_(shared.clamp_(min=1.0)).masked_fill_(none, NO_SHARED)
+        scores.div_(shared.clamp_(min=1.0))
+        if self.mentions is not None:
+            named = self.mentions.names(anchors) + self.mentions.named_by(anchors)
+            scores.add_(named.to(scores.device), alpha=MENTION_WEIGHT)
+        scores.masked_fill_(none, NO_SHARED)
         scores[torch.arange(len(anchors), device=scores.device), anchors] = SELF
         return scores
 
@@ -131,10 +146,15 @@ def modality_set(store_dir: Path, modalities: str | None) -> str:
 
 
 def load_scorer(
-    graph: Graph, store_dir: str | Path, modalities: str, present: Tensor | None = None
+    graph: Graph,
+    store_dir: str | Path,
+    modalities: str,
+    present: Tensor | None = None,
+    mentions: bool = False,
 ) -> NeighbourScorer:
     """The scorer over ``store_dir``'s ``modalities`` (a :data:`MODALITY_SETS` key), checked
-    against ``graph``; ``present`` [N] bool: the entities that count (None: all)."""
+    against ``graph``; ``present`` [N] bool: the entities that count (None: all); ``mentions``:
+    with the graph's text mentions."""
     store_dir = Path(store_dir)
     blocks, masks = [], []
     for modality in MODALITY_SETS[modality_set(store_dir, modalities)]:
@@ -144,7 +164,8 @@ def load_scorer(
         matrix, mask = table.dense(graph.num_entities)
         blocks.append(matrix)
         masks.append(mask)
-    return NeighbourScorer(NeighbourFeatures(blocks, masks, present))
+    named = graph_mentions(graph) if mentions else None
+    return NeighbourScorer(NeighbourFeatures(blocks, masks, present), named)
 
 
 def neighbour_evaluation(
@@ -156,13 +177,14 @@ def neighbour_evaluation(
     present: Tensor | None = None,
     device: str | torch.device = "cpu",
     memory_mib: float = MEMORY_MIB,
+    mentions: bool = False,
     **protocol: Any,
 ) -> dict[str, Any]:
     """The baseline's metrics on ``split``, in the evaluation's JSON format (``protocol``: the
     keyword arguments of :func:`vlkge.evaluation.evaluate`: protocol, directions,
-    candidate_pools_mode, batch_size)."""
+    candidate_pools_mode, batch_size); ``mentions``: the variant with text mentions."""
     chosen = modality_set(Path(store_dir), modalities)
-    scorer = load_scorer(graph, store_dir, chosen, present).to(device)
+    scorer = load_scorer(graph, store_dir, chosen, present, mentions).to(device)
     metrics = evaluate(scorer, graph, split, memory_mib=memory_mib, **protocol)  # in a model's place
     metrics["setup"].update(
         {
@@ -172,16 +194,21 @@ def neighbour_evaluation(
             "similarity": "cosine; several modalities: mean over those both entities have",
             "no_shared_modality": _NO_SHARED_RULE,
             "self": _SELF_RULE,
+            "mentions": MENTION_WEIGHT if mentions else None,
         }
     )
     return metrics
 
 
-def baseline_sets(feature_modalities: list[str] | tuple[str, ...]) -> list[str]:
+def baseline_sets(feature_modalities: list[str] | tuple[str, ...], mentions: bool = False) -> list[str]:
     """The :data:`MODALITY_SETS` keys a run reading these model modalities (visual, textual) is
-    compared with: each one alone, and ``both`` when it reads both."""
+    compared with: each one alone, and ``both`` when it reads both; a run with text mentions also
+    with each set holding text plus the mention term (``<set>+mentions``)."""
     store = {FEATURE_MODALITIES[m] for m in feature_modalities if m in FEATURE_MODALITIES}
-    return [name for name, needs in MODALITY_SETS.items() if set(needs) <= store]
+    sets = [name for name, needs in MODALITY_SETS.items() if set(needs) <= store]
+    if mentions:
+        sets += [name + WITH_MENTIONS for name in sets if TEXT in MODALITY_SETS[name]]
+    return sets
 
 
 def group_metrics(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -211,7 +238,14 @@ def beside_model(
     if results is None:
         results = {
             name: neighbour_evaluation(
-                graph, store_dir, name, split, present=present, device=device, **protocol
+                graph,
+                store_dir,
+                name.removesuffix(WITH_MENTIONS),
+                split,
+                present=present,
+                device=device,
+                mentions=name.endswith(WITH_MENTIONS),
+                **protocol,
             )
             for name in sets
         }

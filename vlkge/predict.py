@@ -174,15 +174,19 @@ def predict(
     k: int = 5,
     head: bool = False,
     search: str = "auto",
+    text: str | None = None,
+    name: str | None = None,
 ) -> Prediction:
     """Top-k answers for ``(new, relation, ?)`` (or ``(?, relation, new)`` with ``head``) and the
-    k nearest entities, for a new entity given by its encoded ``query`` features."""
+    k nearest entities, for a new entity given by its encoded ``query`` features (and its raw
+    ``text`` and ``name``, for a prior with text mentions)."""
     reps = model.entity
     rel = torch.tensor([graph.relation_id(relation)])
     model.eval()
     with torch.no_grad():
         if model.prior is not None:
-            return _predict_with_prior(model, graph, query, relation, k=k, head=head)
+            mentions = new_mentions(model, graph, text, name)
+            return _predict_with_prior(model, graph, query, relation, k=k, head=head, mentions=mentions)
         device = next(model.parameters()).device
         new = reps.new_entity(query)  # [1, w]
         table = reps.all()
@@ -204,8 +208,28 @@ def predict(
     )
 
 
+def new_mentions(
+    model: KGEModel, graph: Graph, text: str | None, name: str | None
+) -> tuple[Tensor, Tensor] | None:
+    """A new entity's text-mention rows [1, N] (the graph's entities its text names, those whose
+    texts name it) when the model's prior reads mentions, else None."""
+    mentions = model.prior.mentions if model.prior is not None else None
+    if mentions is None:
+        return None
+    names, texts = graph.entities["name"].to_list(), graph.entities["text"].to_list()
+    device = next(model.parameters()).device
+    return tuple(row.unsqueeze(0).to(device) for row in mentions.of_new(text, name, names, texts))
+
+
 def _predict_with_prior(
-    model: KGEModel, graph: Graph, query: dict[str, Tensor], relation: str, *, k: int, head: bool
+    model: KGEModel,
+    graph: Graph,
+    query: dict[str, Tensor],
+    relation: str,
+    *,
+    k: int,
+    head: bool,
+    mentions: tuple[Tensor, Tensor] | None = None,
 ) -> Prediction:
     """A model with a feature prior scores the new entity as it scores any entity without
     structure (backbone + the prior's features-only view), exactly over all candidates (one row
@@ -219,7 +243,7 @@ def _predict_with_prior(
         scores = model.interaction.score_heads(model.relation(r), new, table)
     else:
         scores = model.interaction.score_tails(new, model.relation(r), table)
-    scores = scores + model.prior.for_new(reps, query, r, side)
+    scores = scores + model.prior.for_new(reps, query, r, side, mentions)
     absent = ~reps.present.to(device)
     k = min(k, int((~absent).sum()))
     top, ids = scores.masked_fill(absent, float("-inf")).topk(k, dim=1)

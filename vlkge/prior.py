@@ -2,8 +2,8 @@
 themselves, added to the backbone's score.
 
     score(h, r, t) = backbone(e_h, r, e_t) + prior(h, r, t)
-    prior(h, r, t) = w_r · sim(h, t)                     h and t with structure
-                     v_r · sim(h, t) + τᴴ_r(h) + τᵀ_r(t)   otherwise (model.typing)
+    prior(h, r, t) = w_r · sim(h, t) + μ_r(h, t)                     h and t with structure
+                     v_r · sim(h, t) + τᴴ_r(h) + τᵀ_r(t) + μ'_r(h, t)   otherwise (model.typing)
 
 - ``sim(h, t)``: the feature similarity of the two entities (mean cosine over the modalities both
   have, 0 for an entity with itself: :meth:`EntityRepresentation.similarity`), weighed per relation
@@ -23,8 +23,14 @@ themselves, added to the backbone's score.
 on every training triple as a second loss: so it is learnt from the whole graph, although it
 only ever scores pairs with a structureless entity.
 
+- ``μ_r(h, t) = a_r · M[h, t] + b_r · M[t, h]`` (``model.mentions``): whether h's text names t
+  and whether t's text names h (:mod:`vlkge.features.mentions`), weighed per relation and
+  direction, one pair of weights for each view (μ' for the features-only one); the weights start
+  at ``model.mentions`` × the view's similarity weight.
+
 No term has per-entity parameters, so they carry over to entities never seen in training as they
-are. The parameters (``w``, ``v`` [R], ``ρ`` [2, R, D], ``β`` [2, R]) train at ``train.prior_lr``.
+are. The parameters (``w``, ``v`` [R], ``ρ`` [2, R, D], ``β`` [2, R], ``a``, ``b`` [2, R]) train at
+``train.prior_lr``.
 """
 
 from __future__ import annotations
@@ -34,17 +40,27 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from vlkge.features.mentions import Mentions
 from vlkge.gathered import sampled_dot
 from vlkge.representations.base import BatchRows, EntityRepresentation
 
 HEAD, TAIL = 0, 1
+#: the two views of the prior: entities with structure (joint) and the features-only view (alone)
+JOINT, ALONE = 0, 1
 
 
 class FeaturePrior(nn.Module):
     """The prior terms for ``num_relations`` relations over features of total width ``width``."""
 
     def __init__(
-        self, num_relations: int, width: int, similarity: float, typing: bool, alone_similarity: float = 10.0
+        self,
+        num_relations: int,
+        width: int,
+        similarity: float,
+        typing: bool,
+        alone_similarity: float = 10.0,
+        mentions: Mentions | None = None,
+        mention_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.full((num_relations,), float(similarity)))
@@ -53,6 +69,38 @@ class FeaturePrior(nn.Module):
             self.alone_weight = nn.Parameter(torch.full((num_relations,), float(alone_similarity)))
             self.typing = nn.Parameter(torch.zeros(2, num_relations, width))
             self.unstructured = nn.Parameter(torch.zeros(2, num_relations))
+        self.mentions = mentions if mention_weight > 0 else None
+        self.mention = None
+        if self.mentions is not None:
+            start = torch.tensor([similarity, alone_similarity]) * mention_weight  # [view]
+            self.mention = nn.Parameter(start.view(2, 1, 1).repeat(1, 2, num_relations))  # [view, dir, R]
+
+    def _mention(self, view: int, r: Tensor, forward: Tensor, backward: Tensor) -> Tensor:
+        """μ_r of one view: ``forward`` = M[h, t], ``backward`` = M[t, h] [*] (r broadcast)."""
+        return self.mention[view, 0, r] * forward + self.mention[view, 1, r] * backward
+
+    def _mention_pairs(self, view: int, r: Tensor, pair: tuple[Tensor, Tensor] | None) -> Tensor | float:
+        """μ_r(h, t) of global ids ``pair`` = (h, t) [*] (0 without mentions)."""
+        if self.mentions is None or pair is None:
+            return 0.0
+        h, t = pair
+        return self._mention(view, r, self.mentions.pairs(h, t), self.mentions.pairs(t, h))
+
+    def _mention_rows(
+        self, view: int, r: Tensor, rows: tuple[Tensor, Tensor] | None, side: int
+    ) -> Tensor | float:
+        """μ_r against every candidate [B, N] from the anchor's ``rows`` (what its text names, what
+        names it), the candidates filling ``side``."""
+        if rows is None or self.mentions is None:
+            return 0.0
+        names, named_by = rows
+        forward, backward = (names, named_by) if side == TAIL else (named_by, names)
+        return self._mention(view, r.unsqueeze(1), forward, backward)
+
+    def _anchor_mentions(self, anchor: Tensor) -> tuple[Tensor, Tensor] | None:
+        if self.mentions is None:
+            return None
+        return self.mentions.names(anchor), self.mentions.named_by(anchor)
 
     def _fit(self, side: int, r: Tensor, unit: Tensor) -> Tensor:
         """⟨ρˢ_r, x̂⟩ of entities with normalised features ``unit`` [*, D], relations r [*] → [*]."""
@@ -71,11 +119,12 @@ class FeaturePrior(nn.Module):
     def pairs(self, reps: EntityRepresentation, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         """Global ids h, r, t [*] → the prior of each triple [*]."""
         sim = reps.similarity(h, t)
-        joint = self.weight[r] * sim
+        joint = self.weight[r] * sim + self._mention_pairs(JOINT, r, (h, t))
         if self.typing is None:
             return joint
         structured = reps.structured()
-        alone = self.alone_weight[r] * sim + self._fit(HEAD, r, reps.unit_features(h))
+        alone = self.alone_weight[r] * sim + self._mention_pairs(ALONE, r, (h, t))
+        alone = alone + self._fit(HEAD, r, reps.unit_features(h))
         alone = alone + self._fit(TAIL, r, reps.unit_features(t))
         alone = alone + self._offset(HEAD, r, structured[h]) + self._offset(TAIL, r, structured[t])
         return torch.where(structured[h] & structured[t], joint, alone)
@@ -83,11 +132,12 @@ class FeaturePrior(nn.Module):
     def to_all(self, reps: EntityRepresentation, anchor: Tensor, r: Tensor, side: int) -> Tensor:
         """Queries about ``anchor`` [B] under ``r`` [B] whose candidates fill ``side`` → [B, N]."""
         sim = reps.similarity_to_all(anchor)
-        joint = self.weight[r].unsqueeze(1) * sim
+        rows = self._anchor_mentions(anchor)
+        joint = self.weight[r].unsqueeze(1) * sim + self._mention_rows(JOINT, r, rows, side)
         if self.typing is None:
             return joint
         structured = reps.structured()
-        candidates = self._candidates(reps, side, r)
+        candidates = self._candidates(reps, side, r) + self._mention_rows(ALONE, r, rows, side)
         given = self._fit(1 - side, r, reps.unit_features(anchor))
         given = given + self._offset(1 - side, r, structured[anchor])
         alone = self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
@@ -95,15 +145,20 @@ class FeaturePrior(nn.Module):
         return torch.where(both, joint, alone)
 
     def for_new(
-        self, reps: EntityRepresentation, features: dict[str, Tensor], r: Tensor, side: int
+        self,
+        reps: EntityRepresentation,
+        features: dict[str, Tensor],
+        r: Tensor,
+        side: int,
+        mentions: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
         """Queries about a new entity (no structure) with ``features`` {m: [B, d_m]} under ``r``
         [B], whose candidates fill ``side`` → [B, N]: the features-only view (w·sim without
-        typing)."""
+        typing). ``mentions``: its rows [B, N] (what its text names, what names it)."""
         sim = reps.similarity_to_features(features)
         if self.typing is None:
-            return self.weight[r].unsqueeze(1) * sim
-        candidates = self._candidates(reps, side, r)
+            return self.weight[r].unsqueeze(1) * sim + self._mention_rows(JOINT, r, mentions, side)
+        candidates = self._candidates(reps, side, r) + self._mention_rows(ALONE, r, mentions, side)
         given = self._fit(1 - side, r, reps.unit_of_features(features)) + self.unstructured[1 - side, r]
         return self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
 
@@ -111,13 +166,17 @@ class FeaturePrior(nn.Module):
         """A training batch's priors from its own rows (:class:`BatchPrior`)."""
         sim_positive, sim_negative = reps.similarity_in_batch(rows, corrupt_head)
         r = rows.batch[:, 1]
-        positive = self.weight[r] * sim_positive
+        h, t = rows.batch[:, 0], rows.batch[:, 2]
+        ids = rows.ids if rows.ids is not None else torch.arange(reps.num_entities, device=r.device)
+        pairs = (None, None)
+        if self.mentions is not None:
+            pairs = self._batch_pairs(ids, h, t, rows.replacement, corrupt_head)
+        positive = self.weight[r] * sim_positive + self._mention_pairs(JOINT, r, pairs[0])
         negative = self.weight[r].unsqueeze(1) * sim_negative
+        negative = negative + self._mention_pairs(JOINT, r.unsqueeze(1), pairs[1])
         if self.typing is None:
             return BatchPrior(positive, negative, positive, negative)
-        ids = rows.global_ids(torch.arange(len(rows.ids), device=r.device))
         unit, structured = reps.unit_features(ids), rows.structured
-        h, t = rows.batch[:, 0], rows.batch[:, 2]
         head, tail = self._fit(HEAD, r, unit[h]), self._fit(TAIL, r, unit[t])
         # the replaced entity's fit on its side: ⟨ρ_side, x̂⟩ without a [B, K, D] gather
         queries = torch.stack([self.typing[HEAD, r], self.typing[TAIL, r]], dim=1)  # [B, 2, D]
@@ -125,8 +184,9 @@ class FeaturePrior(nn.Module):
         replaced = sampled_dot(queries, unit, rows.replacement, side)
         kept = torch.where(corrupt_head, tail.unsqueeze(1), head.unsqueeze(1))
         weight = self.alone_weight[r]
-        alone_positive = weight * sim_positive + head + tail
+        alone_positive = weight * sim_positive + head + tail + self._mention_pairs(ALONE, r, pairs[0])
         alone_negative = weight.unsqueeze(1) * sim_negative + kept + replaced
+        alone_negative = alone_negative + self._mention_pairs(ALONE, r.unsqueeze(1), pairs[1])
         # with structure: the features-only view, calibrated by the offsets, stands in for a pair
         # with a structureless entity
         offset = self.unstructured[:, r]  # [2, B]
@@ -145,6 +205,17 @@ class FeaturePrior(nn.Module):
             alone_positive,
             alone_negative,
         )
+
+    @staticmethod
+    def _batch_pairs(
+        ids: Tensor, h: Tensor, t: Tensor, replacement: Tensor, corrupt_head: Tensor
+    ) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+        """Global (head, tail) ids of a batch's positives [B] and sampled negatives [B, K] from
+        positions in its rows (``ids`` [U] their global ids)."""
+        gh, gt, gr = ids[h], ids[t], ids[replacement]
+        negative_heads = torch.where(corrupt_head, gr, gh.unsqueeze(1))
+        negative_tails = torch.where(corrupt_head, gt.unsqueeze(1), gr)
+        return (gh, gt), (negative_heads, negative_tails)
 
 
 @dataclass(frozen=True)

@@ -184,6 +184,7 @@ def format_table(metrics: dict[str, dict[str, Any]], backbone: str, modalities: 
     block = vl["neighbours"]
     sets = list(block["results"])
     baseline = "both" if "both" in sets else sets[0]
+    mentioned = baseline + "+mentions"
     backbone = BACKBONE_NAMES.get(backbone, backbone)
     reads = " + ".join({"textual": "text", "visual": "photos"}[m] for m in modalities if m != "structural")
     rows = [
@@ -191,6 +192,8 @@ def format_table(metrics: dict[str, dict[str, Any]], backbone: str, modalities: 
         (f"VL-{backbone} (structure + {reads})", vl),
         (f"nearest neighbours ({baseline}, no training)", block["results"][baseline]),
     ]
+    if mentioned in block["results"]:
+        rows.append((f"  + text mentions ({mentioned}, no training)", block["results"][mentioned]))
     width = max(len(label) for label, _ in rows)
     top = f"{'':{width}s}  {'overall':^15s}  {'seen entities':^15s}  {'unseen entities':^15s}"
     head = f"{'':{width}s}" + "  {:>7s} {:>7s}".format("MRR", "H@10") * 3

@@ -16,6 +16,9 @@ def command(
     relation: str = typer.Option(..., "--relation", "-r", help="Relation key of the run's graph."),
     image: Path | None = typer.Option(None, "--image", help="Image of the new entity."),
     text: str | None = typer.Option(None, "--text", help="Text (description) of the new entity."),
+    name: str | None = typer.Option(
+        None, "--name", help="Name of the new entity (graph texts that name it count as mentions)."
+    ),
     k: int = typer.Option(5, "--k", min=1, help="How many answers and nearest entities."),
     head: bool = typer.Option(False, "--head", help="Predict heads (?, r, new) instead of tails."),
     search: str = typer.Option(
@@ -33,6 +36,7 @@ def command(
         relation,
         image=image,
         text=text,
+        name=name,
         k=k,
         head=head,
         search=search,

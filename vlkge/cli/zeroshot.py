@@ -8,17 +8,22 @@ vlkge zeroshot wikiart-v1 --model clip --out reports/zeroshot.json
 vlkge zeroshot wikiart-v1 --model tiny-clip --limit 200        # a quick look
 vlkge zeroshot wikiart-v1 --model lite --query text            # text–text (no shared image space)
 vlkge zeroshot wn9-img --mode neighbours --features lite --modalities text --split valid
+vlkge zeroshot wn9-img --mode neighbours --features lite --modalities text --mentions   # + text mentions
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from vlkge import paths
 from vlkge.cli.common import echo, state, write_results
 from vlkge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vlkge.config import Config
 
 NEIGHBOUR_OPTIONS = "--mode neighbours reads a feature store: --features STORE, --modalities text|image|both"
 
@@ -58,6 +63,9 @@ def command(
     modalities: str | None = typer.Option(
         None, "--modalities", help="neighbours: text | image | both (default: all the store has)."
     ),
+    mentions: bool = typer.Option(
+        False, "--mentions", help="neighbours: add the untrained text-mention term (vlkge.neighbours)."
+    ),
 ) -> None:
     """Rank candidates with no training: by prompted image–text or text–text similarity (tail
     queries), or (``--mode neighbours``) by the feature similarity of the query's entity to each
@@ -75,16 +83,15 @@ def command(
         refused = [flag for flag, value in prompt_only.items() if value not in (None, False)]
         if refused:
             raise ConfigError(f"{', '.join(refused)}: for --mode prompt only", hint=NEIGHBOUR_OPTIONS)
-        chosen = {"features": features, "modalities": modalities, "device": device}
-        result = api.neighbours(name, config, state.data_dir, **chosen)
-        chosen, where = result["setup"]["modalities"], paths.dataset_dir(state.data_dir, name)
-        default = where / f"neighbours_{chosen}_{config.evaluate.split}.json"
-        write_results(result, out or default, metrics, per_relation)
+        chosen = {"features": features, "modalities": modalities, "device": device, "mentions": mentions}
+        _neighbours(name, config, chosen, out, metrics, per_relation)
         return
     if mode != "prompt":
         raise ConfigError(f"unknown --mode {mode!r}", hint="prompt | neighbours")
-    if features is not None or modalities is not None:
-        raise ConfigError("--features, --modalities: for --mode neighbours only", hint=NEIGHBOUR_OPTIONS)
+    neighbours_only = {"--features": features, "--modalities": modalities, "--mentions": mentions}
+    given = [flag for flag, value in neighbours_only.items() if value]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: for --mode neighbours only", hint=NEIGHBOUR_OPTIONS)
     graph, result = api.zeroshot(
         name,
         config,
@@ -99,4 +106,19 @@ def command(
     payload = {**result.metrics, "predictions": predictions_table(graph, result)}
     write_results(
         payload, out or paths.dataset_dir(state.data_dir, name) / "zeroshot.json", metrics, per_relation
+    )
+
+
+def _neighbours(
+    name: str, config: Config, chosen: dict, out: Path | None, metrics: Path | None, per_relation: Path | None
+) -> None:
+    """``--mode neighbours``: the baseline's metrics, written to ``out`` (default:
+    ``data/<ds>/neighbours_<modalities>[+mentions]_<split>.json``)."""
+    from vlkge import api
+
+    result = api.neighbours(name, config, state.data_dir, **chosen)
+    chosen_set = result["setup"]["modalities"] + ("+mentions" if chosen["mentions"] else "")
+    where = paths.dataset_dir(state.data_dir, name)
+    write_results(
+        result, out or where / f"neighbours_{chosen_set}_{config.evaluate.split}.json", metrics, per_relation
     )

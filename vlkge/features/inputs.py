@@ -20,6 +20,7 @@ from torch import Tensor
 
 from vlkge.config import Config
 from vlkge.errors import InputError
+from vlkge.features.mentions import Mentions
 from vlkge.features.plan import plan_modality
 from vlkge.features.store import MANIFEST, FeatureTable, load_features, read_sidecar
 from vlkge.graph import Graph
@@ -43,6 +44,8 @@ class EntityInputs:
     present: dict[str, Tensor] = field(default_factory=dict)
     has_structure: Tensor | None = None
     record: dict[str, Any] = field(default_factory=dict)
+    #: which entities' texts name which (textual modality with ``model.mentions``), else None
+    mentions: Mentions | None = None
 
 
 # ----------------------------------------------------------------------------- which store
@@ -219,4 +222,16 @@ def load_entity_inputs(graph: Graph, config: Config, store_dir: Path | None = No
             "normalisation": table.manifest.get("normalisation"),
             "text_template": table.manifest.get("settings", {}).get("text_template"),
         }
+    reads_text = any(FEATURE_MODALITIES[m] == TEXT for m in wanted)
+    if reads_text and config.model.mentions > 0 and config.model.similarity > 0:
+        mentions = graph_mentions(graph)
+        inputs.mentions = mentions if len(mentions) else None  # no text names another entity
     return inputs
+
+
+def graph_mentions(graph: Graph) -> Mentions:
+    """The text mentions among ``graph``'s entities (:mod:`vlkge.features.mentions`)."""
+    entities = graph.entities
+    mentions = Mentions.from_texts(entities["name"].to_list(), entities["text"].to_list())
+    log.info("text mentions: %d (entity text naming another entity)", len(mentions))
+    return mentions

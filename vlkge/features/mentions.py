@@ -1,0 +1,135 @@
+"""Text mentions: which entities' texts name which other entities.
+
+An entity's text often names the entities it is linked to ("turnover: a *dish* made by folding a
+piece of *pastry* over a filling" names its hypernym); a sentence vector keeps the gist of a text
+and loses those names. ``M[i, j] = 1`` when entity j's name occurs in entity i's text as a whole
+run of words (lower-cased letters and digits; the text's own entity's name is not a mention of
+its namesakes), else 0. The matrix is read from the graph's ``name`` and ``text`` columns, so it
+is there for an entity never seen in training exactly as its features are, and a new entity's
+mentions come from its text (and name) alone (:meth:`Mentions.of_new`).
+
+Stored sparse: sorted pair keys ``i·N + j`` for pair lookups and row lists both ways (texts that
+an entity's text names, texts that name it) for 1-vs-all rows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def words(text: str) -> tuple[str, ...]:
+    """The lower-cased runs of letters and digits of ``text``."""
+    return tuple(_WORD.findall(text.lower()))
+
+
+class NameIndex:
+    """Entity names as word tuples → the ids of the entities that bear them."""
+
+    def __init__(self, names: Sequence[str | None]) -> None:
+        self.ids: dict[tuple[str, ...], list[int]] = defaultdict(list)
+        for i, name in enumerate(names):
+            key = words(name or "")
+            if key:
+                self.ids[key].append(i)
+        self.lengths = sorted({len(k) for k in self.ids})
+
+    def named_in(self, text: str, own: str | None = None) -> set[int]:
+        """Ids of the entities whose name occurs in ``text`` (not those named ``own``: a text's
+        own entity's name)."""
+        tokens, skip = words(text or ""), words(own or "")
+        found: set[int] = set()
+        for start in range(len(tokens)):
+            for length in self.lengths:
+                if start + length > len(tokens):
+                    break
+                key = tokens[start : start + length]
+                if key != skip:
+                    found.update(self.ids.get(key, ()))
+        return found
+
+
+class Mentions:
+    """The mention matrix ``M`` [N, N] of a graph (module docstring), sparse."""
+
+    def __init__(self, pairs: Tensor, num_entities: int, index: NameIndex | None = None) -> None:
+        """``pairs`` [P, 2] (i, j): i's text names j."""
+        self.num_entities = n = num_entities
+        self.index = index
+        pairs = pairs.long().reshape(-1, 2)
+        self.keys = torch.unique(pairs[:, 0] * n + pairs[:, 1])  # sorted
+        self._names = _rows(self.keys // n, self.keys % n, n)  # i → the j its text names
+        by_named = self.keys % n * n + self.keys // n
+        order = torch.sort(by_named).values
+        self._named_by = _rows(order // n, order % n, n)  # j → the i whose text names it
+
+    @classmethod
+    def from_texts(cls, names: Sequence[str | None], texts: Sequence[str | None]) -> Mentions:
+        """Mentions among entities with ``names`` [N] and ``texts`` [N] (None: none)."""
+        index = NameIndex(names)
+        pairs = [
+            (i, j) for i, text in enumerate(texts) for j in index.named_in(text or "", names[i]) if j != i
+        ]
+        tensor = torch.tensor(pairs, dtype=torch.long) if pairs else torch.zeros(0, 2, dtype=torch.long)
+        return cls(tensor, len(names), index)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def pairs(self, i: Tensor, j: Tensor) -> Tensor:
+        """``M[i, j]`` of global ids of one shape [*] → float [*]."""
+        if not len(self.keys):
+            return torch.zeros(i.shape, device=i.device)
+        keys = self.keys.to(i.device)
+        query = i.long() * self.num_entities + j.long()
+        at = torch.searchsorted(keys, query.reshape(-1)).clamp_max(len(keys) - 1)
+        return (keys[at] == query.reshape(-1)).float().reshape(i.shape)
+
+    def names(self, ids: Tensor) -> Tensor:
+        """``M[ids]`` [B, N]: which entities the texts of ``ids`` [B] name."""
+        return _dense(self._names, ids, self.num_entities)
+
+    def named_by(self, ids: Tensor) -> Tensor:
+        """``M[:, ids]ᵀ`` [B, N]: which entities' texts name ``ids`` [B]."""
+        return _dense(self._named_by, ids, self.num_entities)
+
+    def of_new(
+        self, text: str | None, name: str | None, names: Sequence[str | None], texts: Sequence[str | None]
+    ) -> tuple[Tensor, Tensor]:
+        """A new entity's rows ([N], [N]): the graph's entities its ``text`` names, and those whose
+        texts name it (by its ``name``; none without one). ``names``/``texts``: the graph's."""
+        index = self.index or NameIndex(names)
+        out = torch.zeros(self.num_entities)
+        named = sorted(index.named_in(text or "", name))
+        out[named] = 1.0
+        back = torch.zeros(self.num_entities)
+        if name and words(name):
+            own = NameIndex([name])
+            back[[i for i, t in enumerate(texts) if own.named_in(t or "", names[i])]] = 1.0
+        return out, back
+
+
+def _rows(first: Tensor, second: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """CSR of pairs sorted by ``first``: (offsets [n + 1], ``second`` [P])."""
+    counts = torch.bincount(first, minlength=n)
+    offsets = torch.zeros(n + 1, dtype=torch.long)
+    offsets[1:] = torch.cumsum(counts, 0)
+    return offsets, second
+
+
+def _dense(csr: tuple[Tensor, Tensor], ids: Tensor, n: int) -> Tensor:
+    """Rows ``ids`` [B] of a CSR 0/1 matrix → dense [B, n] on ids' device."""
+    offsets, cols = csr
+    cpu = ids.long().cpu()
+    start, count = offsets[cpu], offsets[cpu + 1] - offsets[cpu]
+    row = torch.repeat_interleave(torch.arange(len(cpu)), count)
+    within = torch.arange(int(count.sum())) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
+    out = torch.zeros(len(cpu), n)
+    out[row, cols[torch.repeat_interleave(start, count) + within]] = 1.0
+    return out.to(ids.device)
