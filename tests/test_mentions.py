@@ -38,6 +38,15 @@ def test_a_text_names_whole_word_runs_of_other_entities_names():
     assert not dense[:, 6].any()  # and is named by none
 
 
+def test_a_name_in_more_than_half_of_the_texts_is_not_a_mention():
+    names = ["water", "ice", "steam", "snow", "fog"]
+    texts = ["water", "ice: frozen water", "steam: water as gas", "snow: ice crystals", "fog: water drops"]
+    m = Mentions.from_texts(names, texts)
+    named = m.names(torch.arange(5))
+    assert not named[:, 0].any()  # "water" is in 4 of the 5 texts
+    assert named[3, 1] == 1 and len(m) == 1  # "ice" (1 of 5) still counts
+
+
 def test_sparse_rows_agree_with_pair_lookups_and_a_new_entity_with_the_same_text():
     m = Mentions.from_texts(NAMES, TEXTS)
     n = len(NAMES)

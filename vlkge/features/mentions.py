@@ -4,7 +4,8 @@ An entity's text often names the entities it is linked to ("turnover: a *dish* m
 piece of *pastry* over a filling" names its hypernym); a sentence vector keeps the gist of a text
 and loses those names. ``M[i, j] = 1`` when entity j's name occurs in entity i's text as a whole
 run of words (lower-cased letters and digits; the text's own entity's name is not a mention of
-its namesakes), else 0. The matrix is read from the graph's ``name`` and ``text`` columns, so it
+its namesakes), else 0; a name found in more than half of the texts is a common word there and is
+not counted. The matrix is read from the graph's ``name`` and ``text`` columns, so it
 is there for an entity never seen in training exactly as its features are, and a new entity's
 mentions come from its text (and name) alone (:meth:`Mentions.of_new`).
 
@@ -77,7 +78,10 @@ class Mentions:
             (i, j) for i, text in enumerate(texts) for j in index.named_in(text or "", names[i]) if j != i
         ]
         tensor = torch.tensor(pairs, dtype=torch.long) if pairs else torch.zeros(0, 2, dtype=torch.long)
-        return cls(tensor, len(names), index)
+        # a name in more than half of the texts is a common word there: it tells nothing apart
+        # (and would make the matrix dense)
+        common = torch.bincount(tensor[:, 1], minlength=len(names)) > len(names) / 2
+        return cls(tensor[~common[tensor[:, 1]]], len(names), index)
 
     def __len__(self) -> int:
         return len(self.keys)
