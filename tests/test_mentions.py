@@ -8,6 +8,7 @@ import torch
 
 from tests.vl_data import IMAGES, UNSEEN, encode_tiny, tiny_clip, vl_params, write_tiny_vl_graph
 from vlkge import api
+from vlkge.config import config_from_record
 from vlkge.features.mentions import Mentions
 from vlkge.neighbours import load_scorer
 from vlkge.predict import encode_query, predict
@@ -126,3 +127,13 @@ def test_the_baseline_with_mentions_adds_half_of_each_direction_and_sits_beside_
     best = {group: entry["baseline"] for group, entry in result["neighbours"]["model_over_best"].items()}
     overall = {name: r["overall"]["mrr"] for name, r in sets.items()}
     assert overall[best["overall"]] == max(overall.values())
+
+
+def test_a_run_recorded_before_mentions_existed_loads_without_them():
+    """Its weights have no mention parameters: the key takes the value it had before it existed,
+    not today's default; a run that recorded it keeps its own."""
+    old = {"model": {"backbone": "distmult", "modalities": ["structural", "textual"]}}
+    assert config_from_record(old, source="old run").model.mentions == 0.0
+    assert old["model"] == {"backbone": "distmult", "modalities": ["structural", "textual"]}  # untouched
+    new = {"model": {**old["model"], "mentions": 0.5}}
+    assert config_from_record(new, source="new run").model.mentions == 0.5

@@ -357,9 +357,19 @@ def load_config(
     return Config.from_params(load_params(path, overrides, project=project))
 
 
+#: keys that change a model's parameters, with the value they had before they existed: a run
+#: recorded without one was trained that way (its default today would not fit its weights)
+BEFORE_KEY = {("model", "mentions"): 0.0}
+
+
 def config_from_record(params: Params, *, source: str) -> Config:
     """The config of a run from the params it recorded (keys added since then take their
-    defaults)."""
+    defaults, or for those in :data:`BEFORE_KEY` the value they had before they existed)."""
+    params = copy.deepcopy(dict(params))
+    for (section, key), before in BEFORE_KEY.items():
+        part = params.get(section)
+        if isinstance(part, dict) and key not in part:
+            part[key] = before
     merged = merge(default_params(), params, source=source)
     check_values(merged)
     return Config.from_params(merged)
