@@ -47,6 +47,8 @@ from vlkge.representations.base import BatchRows, EntityRepresentation
 HEAD, TAIL = 0, 1
 #: the two views of the prior: entities with structure (joint) and the features-only view (alone)
 JOINT, ALONE = 0, 1
+#: looked-up mentions of pairs: (M[h, t], M[t, h]), any one shape
+Mentioned = tuple[Tensor, Tensor]
 
 
 class FeaturePrior(nn.Module):
@@ -75,32 +77,24 @@ class FeaturePrior(nn.Module):
             start = torch.tensor([similarity, alone_similarity]) * mention_weight  # [view]
             self.mention = nn.Parameter(start.view(2, 1, 1).repeat(1, 2, num_relations))  # [view, dir, R]
 
-    def _mention(self, view: int, r: Tensor, forward: Tensor, backward: Tensor) -> Tensor:
-        """μ_r of one view: ``forward`` = M[h, t], ``backward`` = M[t, h] [*] (r broadcast)."""
+    def _mention(self, view: int, r: Tensor, found: Mentioned | None) -> Tensor | float:
+        """μ_r of one view from ``found`` = (M[h, t], M[t, h]) [*] (r broadcast; 0 without)."""
+        if found is None:
+            return 0.0
+        forward, backward = found
         return self.mention[view, 0, r] * forward + self.mention[view, 1, r] * backward
 
-    def _mention_pairs(self, view: int, r: Tensor, pair: tuple[Tensor, Tensor] | None) -> Tensor | float:
-        """μ_r(h, t) of global ids ``pair`` = (h, t) [*] (0 without mentions)."""
-        if self.mentions is None or pair is None:
-            return 0.0
-        h, t = pair
-        return self._mention(view, r, self.mentions.pairs(h, t), self.mentions.pairs(t, h))
-
-    def _mention_rows(
-        self, view: int, r: Tensor, rows: tuple[Tensor, Tensor] | None, side: int
-    ) -> Tensor | float:
-        """μ_r against every candidate [B, N] from the anchor's ``rows`` (what its text names, what
-        names it), the candidates filling ``side``."""
-        if rows is None or self.mentions is None:
-            return 0.0
-        names, named_by = rows
-        forward, backward = (names, named_by) if side == TAIL else (named_by, names)
-        return self._mention(view, r.unsqueeze(1), forward, backward)
-
-    def _anchor_mentions(self, anchor: Tensor) -> tuple[Tensor, Tensor] | None:
+    def _mentioned(self, h: Tensor, t: Tensor) -> Mentioned | None:
+        """(M[h, t], M[t, h]) of global ids [*], looked up once for both views (None without)."""
         if self.mentions is None:
             return None
-        return self.mentions.names(anchor), self.mentions.named_by(anchor)
+        return self.mentions.pairs(h, t), self.mentions.pairs(t, h)
+
+    def _anchor_mentions(self, anchor: Tensor, side: int) -> Mentioned | None:
+        """(M[h, t], M[t, h]) [B, N] of ``anchor`` [B] with every candidate on ``side``."""
+        if self.mentions is None:
+            return None
+        return oriented((self.mentions.names(anchor), self.mentions.named_by(anchor)), side)
 
     def _fit(self, side: int, r: Tensor, unit: Tensor) -> Tensor:
         """⟨ρˢ_r, x̂⟩ of entities with normalised features ``unit`` [*, D], relations r [*] → [*]."""
@@ -119,11 +113,12 @@ class FeaturePrior(nn.Module):
     def pairs(self, reps: EntityRepresentation, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         """Global ids h, r, t [*] → the prior of each triple [*]."""
         sim = reps.similarity(h, t)
-        joint = self.weight[r] * sim + self._mention_pairs(JOINT, r, (h, t))
+        found = self._mentioned(h, t)
+        joint = self.weight[r] * sim + self._mention(JOINT, r, found)
         if self.typing is None:
             return joint
         structured = reps.structured()
-        alone = self.alone_weight[r] * sim + self._mention_pairs(ALONE, r, (h, t))
+        alone = self.alone_weight[r] * sim + self._mention(ALONE, r, found)
         alone = alone + self._fit(HEAD, r, reps.unit_features(h))
         alone = alone + self._fit(TAIL, r, reps.unit_features(t))
         alone = alone + self._offset(HEAD, r, structured[h]) + self._offset(TAIL, r, structured[t])
@@ -132,12 +127,12 @@ class FeaturePrior(nn.Module):
     def to_all(self, reps: EntityRepresentation, anchor: Tensor, r: Tensor, side: int) -> Tensor:
         """Queries about ``anchor`` [B] under ``r`` [B] whose candidates fill ``side`` → [B, N]."""
         sim = reps.similarity_to_all(anchor)
-        rows = self._anchor_mentions(anchor)
-        joint = self.weight[r].unsqueeze(1) * sim + self._mention_rows(JOINT, r, rows, side)
+        found = self._anchor_mentions(anchor, side)
+        joint = self.weight[r].unsqueeze(1) * sim + self._mention(JOINT, r.unsqueeze(1), found)
         if self.typing is None:
             return joint
         structured = reps.structured()
-        candidates = self._candidates(reps, side, r) + self._mention_rows(ALONE, r, rows, side)
+        candidates = self._candidates(reps, side, r) + self._mention(ALONE, r.unsqueeze(1), found)
         given = self._fit(1 - side, r, reps.unit_features(anchor))
         given = given + self._offset(1 - side, r, structured[anchor])
         alone = self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
@@ -156,9 +151,10 @@ class FeaturePrior(nn.Module):
         [B], whose candidates fill ``side`` → [B, N]: the features-only view (w·sim without
         typing). ``mentions``: its rows [B, N] (what its text names, what names it)."""
         sim = reps.similarity_to_features(features)
+        found = None if mentions is None or self.mentions is None else oriented(mentions, side)
         if self.typing is None:
-            return self.weight[r].unsqueeze(1) * sim + self._mention_rows(JOINT, r, mentions, side)
-        candidates = self._candidates(reps, side, r) + self._mention_rows(ALONE, r, mentions, side)
+            return self.weight[r].unsqueeze(1) * sim + self._mention(JOINT, r.unsqueeze(1), found)
+        candidates = self._candidates(reps, side, r) + self._mention(ALONE, r.unsqueeze(1), found)
         given = self._fit(1 - side, r, reps.unit_of_features(features)) + self.unstructured[1 - side, r]
         return self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
 
@@ -168,12 +164,13 @@ class FeaturePrior(nn.Module):
         r = rows.batch[:, 1]
         h, t = rows.batch[:, 0], rows.batch[:, 2]
         ids = rows.ids if rows.ids is not None else torch.arange(reps.num_entities, device=r.device)
-        pairs = (None, None)
+        found_positive = found_negative = None
         if self.mentions is not None:
-            pairs = self._batch_pairs(ids, h, t, rows.replacement, corrupt_head)
-        positive = self.weight[r] * sim_positive + self._mention_pairs(JOINT, r, pairs[0])
+            (gh, gt), (nh, nt) = self._batch_pairs(ids, h, t, rows.replacement, corrupt_head)
+            found_positive, found_negative = self._mentioned(gh, gt), self._mentioned(nh, nt)
+        positive = self.weight[r] * sim_positive + self._mention(JOINT, r, found_positive)
         negative = self.weight[r].unsqueeze(1) * sim_negative
-        negative = negative + self._mention_pairs(JOINT, r.unsqueeze(1), pairs[1])
+        negative = negative + self._mention(JOINT, r.unsqueeze(1), found_negative)
         if self.typing is None:
             return BatchPrior(positive, negative, positive, negative)
         unit, structured = reps.unit_features(ids), rows.structured
@@ -184,9 +181,9 @@ class FeaturePrior(nn.Module):
         replaced = sampled_dot(queries, unit, rows.replacement, side)
         kept = torch.where(corrupt_head, tail.unsqueeze(1), head.unsqueeze(1))
         weight = self.alone_weight[r]
-        alone_positive = weight * sim_positive + head + tail + self._mention_pairs(ALONE, r, pairs[0])
+        alone_positive = weight * sim_positive + head + tail + self._mention(ALONE, r, found_positive)
         alone_negative = weight.unsqueeze(1) * sim_negative + kept + replaced
-        alone_negative = alone_negative + self._mention_pairs(ALONE, r.unsqueeze(1), pairs[1])
+        alone_negative = alone_negative + self._mention(ALONE, r.unsqueeze(1), found_negative)
         # with structure: the features-only view, calibrated by the offsets, stands in for a pair
         # with a structureless entity
         offset = self.unstructured[:, r]  # [2, B]
@@ -216,6 +213,13 @@ class FeaturePrior(nn.Module):
         negative_heads = torch.where(corrupt_head, gr, gh.unsqueeze(1))
         negative_tails = torch.where(corrupt_head, gt.unsqueeze(1), gr)
         return (gh, gt), (negative_heads, negative_tails)
+
+
+def oriented(rows: tuple[Tensor, Tensor], side: int) -> Mentioned:
+    """An anchor's mention rows (what its text names, what names it) [B, N] as (M[h, t], M[t, h])
+    for candidates filling ``side``."""
+    names, named_by = rows
+    return (names, named_by) if side == TAIL else (named_by, names)
 
 
 @dataclass(frozen=True)

@@ -180,11 +180,13 @@ def format_table(metrics: dict[str, dict[str, Any]], backbone: str, modalities: 
     """One table: the structure-only model, the VL model and the nearest-neighbour baseline over
     the VL model's features (same queries), test MRR and Hits@10 overall and for queries between
     seen entities / touching an entity unseen in training."""
+    from vlkge.neighbours import WITH_MENTIONS
+
     vl = metrics["vl"]
     block = vl["neighbours"]
     sets = list(block["results"])
     baseline = "both" if "both" in sets else sets[0]
-    mentioned = baseline + "+mentions"
+    mentioned = baseline + WITH_MENTIONS
     backbone = BACKBONE_NAMES.get(backbone, backbone)
     reads = " + ".join({"textual": "text", "visual": "photos"}[m] for m in modalities if m != "structural")
     rows = [

@@ -115,9 +115,10 @@ def _neighbours(
     """``--mode neighbours``: the baseline's metrics, written to ``out`` (default:
     ``data/<ds>/neighbours_<modalities>[+mentions]_<split>.json``)."""
     from vlkge import api
+    from vlkge.neighbours import WITH_MENTIONS
 
     result = api.neighbours(name, config, state.data_dir, **chosen)
-    chosen_set = result["setup"]["modalities"] + ("+mentions" if chosen["mentions"] else "")
+    chosen_set = result["setup"]["modalities"] + (WITH_MENTIONS if chosen["mentions"] else "")
     where = paths.dataset_dir(state.data_dir, name)
     write_results(
         result, out or where / f"neighbours_{chosen_set}_{config.evaluate.split}.json", metrics, per_relation
