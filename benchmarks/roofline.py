@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/roofline.py [--graph data/wn9-img/graph | USER_GRAPH_DIR]
            [--backbones transe,distmult,complex,rotate] [--epochs 1] [--threads 0]
-           [--profile] [--batches 8]
+           [--profile] [--batches 8] [--vl lite]
 
 Measures this machine's float32 matmul rate (GFLOP/s) and copy bandwidth (GB/s) in the same run,
 then per backbone (the paper's config: dim 768, batch 512, 100 negatives, Adagrad 0.1) the
@@ -10,6 +10,13 @@ training epoch and the filtered evaluation of the test split, and reports the ra
 fractions of those roofs. Training FLOPs: 3 × (1 + K) comparisons per triple (forward +
 backward), 2·w each (w = entity width); its bytes: 3 rows of 4·w per sampled pair. Evaluation
 FLOPs: 2 directions × queries × N candidates × 2·w.
+
+``--vl STORE`` measures multimodal training instead (the product's defaults with ``--modalities
+structural,visual,textual`` over the graph's feature store STORE: average fusion, feature prior
+with text mentions): per backbone the structure-only epoch, the VL epoch, and the matmul floor of the
+projections that epoch must compute — per step and modality, the forward product of the batch's
+distinct entities' features [U_m, d_m] with the projection and its weight gradient (the features
+are frozen: no input gradient), timed alone on matrices of the same shapes in the same run.
 
 ``--profile`` times ``--batches`` training steps phase by phase (sampling, positive scores =
 the gathers of h, r, t, negative scores = the sampled kernel, loss, backward, optimiser) and
@@ -33,6 +40,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
+from vlkge.config import load_config
 from vlkge.evaluation import evaluate
 from vlkge.ranking import Filters
 from vlkge.training import Trainer, softplus_loss
@@ -50,6 +58,63 @@ def measure(graph, backbone: str, epochs: int, workdir: Path) -> dict[str, float
         "epoch_s": seconds[-1],
         "eval_s": time.perf_counter() - start,
         "queries": metrics["overall"]["count"],
+    }
+
+
+def projection_floor(rows: dict[str, list[int]], widths: dict[str, int], dim: int) -> float:
+    """Seconds of the projection matmuls of one epoch: for each modality m and each step's row
+    count U_m (``rows[m]``), forward [U_m, d_m] @ [d_m, d] and weight gradient [d, U_m] @ [U_m, d_m]
+    (best of 5 each, per distinct size)."""
+
+    def best(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> float:
+        times = []
+        for _ in range(5):
+            t = time.perf_counter()
+            a @ b if bias is None else torch.addmm(bias, a, b)
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    total = 0.0
+    for m, counts in rows.items():
+        weight, bias = torch.randn(dim, widths[m]), torch.randn(dim)
+        cache: dict[int, float] = {}
+        for u in counts:
+            if u not in cache:
+                x, grad = torch.randn(u, widths[m]), torch.randn(u, dim)
+                cache[u] = best(x, weight.T, bias) + best(grad.T, x)
+            total += cache[u]
+    return total
+
+
+def measure_vl(graph, backbone: str, store: str, epochs: int, workdir: Path) -> dict[str, float]:
+    """Structure-only and VL seconds per epoch (last of ``epochs``) and the VL epoch's projection
+    floor (:func:`projection_floor`, from the row counts its projections actually saw)."""
+    plain = Trainer(graph, common.paper_config(backbone), workdir / f"{backbone}-structure")
+    plain_s = [plain.train_epoch(e, show=False)["seconds"] for e in range(1, epochs + 1)][-1]
+    modalities = ["structural", "visual", "textual"]
+    config = load_config(
+        overrides={
+            "model": {"backbone": backbone, "dim": 768, "modalities": modalities, "features": store},
+            "train": {"epochs": 1, "eval_every": 10**9, "device": "cpu"},
+        }
+    )
+    trainer = Trainer(graph, config, workdir / f"{backbone}-vl")
+    reps = trainer.model.entity
+    rows: dict[str, list[int]] = {m: [] for m in reps.feature_modalities}
+    for m in reps.feature_modalities:
+        reps.projections[m].register_forward_hook(
+            lambda module, args, out, m=m: rows[m].append(int(args[0].shape[0])) if module.training else None
+        )
+    for e in range(1, epochs + 1):
+        for counts in rows.values():
+            counts.clear()
+        vl_s = trainer.train_epoch(e, show=False)["seconds"]
+    widths = {m: int(reps.feature_table(m).shape[1]) for m in reps.feature_modalities}
+    return {
+        "structure_s": plain_s,
+        "vl_s": vl_s,
+        "floor_s": projection_floor(rows, widths, 768),
+        "rows": {m: sum(c) / max(len(c), 1) for m, c in rows.items()},
     }
 
 
@@ -130,6 +195,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--profile", action="store_true", help="where the time of a training step goes")
     parser.add_argument("--batches", type=int, default=8, help="steps timed by --profile")
+    parser.add_argument("--vl", metavar="STORE", help="multimodal epochs against their projection floor")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -142,6 +208,19 @@ def main() -> None:
             f"{torch.get_num_threads()} threads; roofs: float32 matmul {gflops:.1f} GFLOP/s, "
             f"copy {gbps:.1f} GB/s\n"
         )
+        if args.vl:
+            print(
+                f"{'backbone':9s} {'structure s/epoch':>17s} {'VL s/epoch':>10s} {'floor s':>8s} "
+                f"{'VL / floor':>10s} {'VL / structure':>14s}  mean rows per step"
+            )
+            for backbone in args.backbones.split(","):
+                r = measure_vl(graph, backbone, args.vl, args.epochs, Path(tmp))
+                rows = ", ".join(f"{m} {n:,.0f}" for m, n in r["rows"].items())
+                print(
+                    f"{backbone:9s} {r['structure_s']:17.2f} {r['vl_s']:10.2f} {r['floor_s']:8.2f} "
+                    f"{r['vl_s'] / r['floor_s']:10.2f} {r['vl_s'] / r['structure_s']:14.2f}  {rows}"
+                )
+            return
         if args.profile:
             for backbone in args.backbones.split(","):
                 profile_steps(graph, backbone, args.batches, Path(tmp))

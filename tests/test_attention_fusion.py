@@ -19,15 +19,15 @@ from vlkge.training import Trainer
 def test_weights_are_per_entity_and_over_present_modalities_only():
     parts, mask = _parts()
     fusion = make_fusion("attention", 3, 5, {"hidden": 4})
-    weights = fusion.weights(parts, mask)
+    weights = fusion.weights(parts.unbind(1), mask)
     assert torch.allclose(weights[:3].sum(1), torch.ones(3)) and torch.equal(weights[3], torch.zeros(3))
     assert weights[1, 1] == 0 and torch.allclose(weights[2], torch.tensor([0.0, 1.0, 0.0]))
-    out = fusion(parts, mask)
+    out = fusion(parts.unbind(1), mask)
     assert torch.allclose(out[1], weights[1, 0] * parts[1, 0] + weights[1, 2] * parts[1, 2], atol=1e-6)
     assert torch.equal(out[3], torch.zeros(5))  # no modality: the zero vector, as every fusion
     changed = parts.clone()
     changed[1, 1] += 100.0  # absent for entity 1: changes nothing
-    assert torch.allclose(fusion(changed, mask)[1], out[1])
+    assert torch.allclose(fusion(changed.unbind(1), mask)[1], out[1])
     out.sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in fusion.parameters())
 
@@ -35,7 +35,8 @@ def test_weights_are_per_entity_and_over_present_modalities_only():
 def test_a_high_temperature_approaches_the_average():
     parts, mask = _parts()
     hot = make_fusion("attention", 3, 5, {"temperature": 1e6})
-    assert torch.allclose(hot(parts, mask), make_fusion("average", 3, 5)(parts, mask), atol=1e-4)
+    average = make_fusion("average", 3, 5)
+    assert torch.allclose(hot(parts.unbind(1), mask), average(parts.unbind(1), mask), atol=1e-4)
 
 
 def test_options_reach_it_from_the_parameters_and_bad_ones_are_named():

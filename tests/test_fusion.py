@@ -18,7 +18,7 @@ def _parts():
 
 def test_average_is_the_mean_of_present_modalities():
     parts, mask = _parts()
-    out = make_fusion("average", 3, 5)(parts, mask)
+    out = make_fusion("average", 3, 5)(parts.unbind(1), mask)
     assert torch.allclose(out[0], parts[0].mean(0))
     assert torch.allclose(out[1], (parts[1, 0] + parts[1, 2]) / 2)
     assert torch.allclose(out[2], parts[2, 1])
@@ -35,8 +35,9 @@ def test_weighted_renormalises_over_present_modalities():
     assert torch.equal(weights[3], torch.zeros(3))
     assert weights[1, 1] == 0 and torch.allclose(weights[2], torch.tensor([0.0, 1.0, 0.0]))
     w = torch.softmax(torch.tensor([0.0, 2.0]), 0)
-    assert torch.allclose(fusion(parts, mask)[1], w[0] * parts[1, 0] + w[1] * parts[1, 2], atol=1e-6)
-    fusion(parts, mask).sum().backward()
+    expected = w[0] * parts[1, 0] + w[1] * parts[1, 2]
+    assert torch.allclose(fusion(parts.unbind(1), mask)[1], expected, atol=1e-6)
+    fusion(parts.unbind(1), mask).sum().backward()
     assert fusion.logits.grad.abs().sum() > 0
 
 
@@ -45,8 +46,8 @@ def test_concat_ignores_absent_modalities():
     fusion = make_fusion("concat", 3, 5)
     changed = parts.clone()
     changed[1, 1] += 100.0  # absent for row 1
-    assert torch.allclose(fusion(parts, mask), fusion(changed, mask))
-    assert fusion(parts, mask).shape == (4, 5)
+    assert torch.allclose(fusion(parts.unbind(1), mask), fusion(changed.unbind(1), mask))
+    assert fusion(parts.unbind(1), mask).shape == (4, 5)
 
 
 def test_unknown_fusion_is_a_config_error():

@@ -251,3 +251,31 @@ def test_inductive_training_never_touches_held_out_entities(tiny, tmp_path):
         return torch.cat([p.detach().flatten() for p in t.model.parameters()])
 
     assert torch.equal(trained(0.0), trained(3.0))
+
+
+def test_unit_tables_follow_the_features_and_scarce_modalities_score_alike(tiny):
+    graph, _ = tiny
+    reps = _model(graph).entity
+    gen = torch.Generator().manual_seed(0)
+    index = torch.randint(0, graph.num_entities, (6, 9), generator=gen)
+    side = torch.randint(0, 2, (6, 9), generator=gen)
+    for m in reps.feature_modalities:
+        have = reps.mask[:, reps.modalities.index(m)]
+        unit = reps.unit_table(m)
+        norms = unit.norm(dim=1)
+        assert torch.allclose(norms[have], torch.ones(int(have.sum())), atol=1e-5)
+        assert torch.equal(norms[~have], torch.zeros(int((~have).sum())))
+        queries = torch.randn(6, 2, unit.shape[1], generator=gen, requires_grad=True)
+        results = []
+        for scarce in (False, True):  # sampled kernel over every pair / only the pairs that have m
+            reps.scarce[m] = scarce
+            out = reps.unit_dot_sampled(m, queries, index, side)
+            results.append((out, torch.autograd.grad(out.square().sum(), queries)[0]))
+        torch.testing.assert_close(results[0][0], results[1][0])
+        torch.testing.assert_close(results[0][1], results[1][1])
+        assert bool((results[0][0][~have[index]] == 0).all())
+        # a write into the features (fine-tuning) is seen by the next read, not the cached table
+        entity = int(have.nonzero()[0])
+        reps.feature_table(m)[entity] = 2.0 * torch.ones(unit.shape[1])
+        expected = torch.full((unit.shape[1],), unit.shape[1] ** -0.5)
+        torch.testing.assert_close(reps.unit_table(m)[entity], expected)

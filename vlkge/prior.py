@@ -41,7 +41,6 @@ import torch
 from torch import Tensor, nn
 
 from vlkge.features.mentions import Mentions
-from vlkge.gathered import sampled_dot
 from vlkge.representations.base import BatchRows, EntityRepresentation
 
 HEAD, TAIL = 0, 1
@@ -104,11 +103,24 @@ class FeaturePrior(nn.Module):
         """βˢ_r for the entities without structure among ``structured`` [*] (0 for the others)."""
         return self.unstructured[side, r] * (~structured).float()
 
+    def _fit_sampled(self, reps: EntityRepresentation, r: Tensor, index: Tensor, side: Tensor) -> Tensor:
+        """⟨ρˢ_r, x̂_e⟩ of sampled entities e = ``index`` [B, K] (global ids) on ``side`` [B, K]
+        (0 head, 1 tail) of r [B] → [B, K], read in place from the unit tables (no [B, K, D]
+        gather)."""
+        queries = self.typing[:, r].transpose(0, 1)  # [B, 2, D]
+        total = torch.zeros(index.shape, device=index.device)
+        blocks = _blocks(queries, reps.unit_tables())
+        for modality, block in zip(reps.feature_modalities, blocks, strict=True):
+            total = total + reps.unit_dot_sampled(modality, block.contiguous(), index, side)
+        return total
+
     def _candidates(self, reps: EntityRepresentation, side: int, r: Tensor) -> Tensor:
         """τˢ_r of every entity as the candidate on ``side`` of r [B] → [B, N] (typing + offset)."""
-        unit = reps.unit_features(torch.arange(reps.num_entities, device=r.device))
+        units = reps.unit_tables()
         offsets = self._offset(side, r.unsqueeze(1), reps.structured().unsqueeze(0))
-        return self.typing[side, r] @ unit.T + offsets
+        for weights, unit in zip(_blocks(self.typing[side, r], units), units, strict=True):
+            offsets = offsets + weights @ unit.T
+        return offsets
 
     def pairs(self, reps: EntityRepresentation, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         """Global ids h, r, t [*] → the prior of each triple [*]."""
@@ -173,12 +185,12 @@ class FeaturePrior(nn.Module):
         negative = negative + self._mention(JOINT, r.unsqueeze(1), found_negative)
         if self.typing is None:
             return BatchPrior(positive, negative, positive, negative)
-        unit, structured = reps.unit_features(ids), rows.structured
-        head, tail = self._fit(HEAD, r, unit[h]), self._fit(TAIL, r, unit[t])
-        # the replaced entity's fit on its side: ⟨ρ_side, x̂⟩ without a [B, K, D] gather
-        queries = torch.stack([self.typing[HEAD, r], self.typing[TAIL, r]], dim=1)  # [B, 2, D]
+        structured, gh, gt = rows.structured, ids[h], ids[t]
+        head = self._fit(HEAD, r, reps.unit_features(gh))
+        tail = self._fit(TAIL, r, reps.unit_features(gt))
+        # the replaced entity's fit on its side (0: head, 1: tail)
         side = (~corrupt_head).long()
-        replaced = sampled_dot(queries, unit, rows.replacement, side)
+        replaced = self._fit_sampled(reps, r, ids[rows.replacement], side)
         kept = torch.where(corrupt_head, tail.unsqueeze(1), head.unsqueeze(1))
         weight = self.alone_weight[r]
         alone_positive = weight * sim_positive + head + tail + self._mention(ALONE, r, found_positive)
@@ -213,6 +225,11 @@ class FeaturePrior(nn.Module):
         negative_heads = torch.where(corrupt_head, gr, gh.unsqueeze(1))
         negative_tails = torch.where(corrupt_head, gt.unsqueeze(1), gr)
         return (gh, gt), (negative_heads, negative_tails)
+
+
+def _blocks(x: Tensor, units: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """x [*, D] split along its last dimension into the widths of the unit tables [N, d_m]."""
+    return torch.split(x, [unit.shape[1] for unit in units], dim=-1)
 
 
 def oriented(rows: tuple[Tensor, Tensor], side: int) -> Mentioned:

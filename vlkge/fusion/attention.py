@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
 from vlkge.errors import ConfigError
+from vlkge.fusion.base import weighted_sum
 
 
 class AttentionFusion(nn.Module):
     """Each part is scored by a small network, s_m = vᵀ tanh(W·part_m) with ``hidden`` units; the
     weights are a softmax of s / ``temperature`` over the modalities the entity has, so that —
-    unlike ``weighted`` — they depend on the entity. parts [B, M, d], mask [B, M] → [B, d].
+    unlike ``weighted`` — they depend on the entity. parts M × [B, d], mask [B, M] → [B, d].
 
     Options (``model.fusion_options``): ``hidden`` (default 32), ``temperature`` (default 1; larger
     is closer to ``average``).
@@ -34,10 +37,11 @@ class AttentionFusion(nn.Module):
         self.temperature = float(temperature)
         self.score = nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, 1, bias=False))
 
-    def weights(self, parts: Tensor, mask: Tensor) -> Tensor:
+    def weights(self, parts: Sequence[Tensor], mask: Tensor) -> Tensor:
         """[B, M], summing to 1 over the present modalities (0 for an entity with none)."""
-        logits = (self.score(parts).squeeze(-1) / self.temperature).masked_fill(~mask, float("-inf"))
+        scores = torch.cat([self.score(part) for part in parts], dim=1)  # [B, M]
+        logits = (scores / self.temperature).masked_fill(~mask, float("-inf"))
         return torch.nan_to_num(torch.softmax(logits, dim=-1), nan=0.0)
 
-    def forward(self, parts: Tensor, mask: Tensor) -> Tensor:
-        return (parts * self.weights(parts, mask).unsqueeze(-1)).sum(1)
+    def forward(self, parts: Sequence[Tensor], mask: Tensor) -> Tensor:
+        return weighted_sum(parts, self.weights(parts, mask))

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor, nn
+
+from vlkge.fusion.base import weighted_sum
 
 
 class AverageFusion(nn.Module):
-    """parts [B, M, d], mask [B, M] → the mean of the present parts [B, d]."""
+    """parts M × [B, d], mask [B, M] → the mean of the present parts [B, d]."""
 
     def __init__(self, num_modalities: int, dim: int) -> None:
         super().__init__()
 
-    def forward(self, parts: Tensor, mask: Tensor) -> Tensor:
-        weight = mask.to(parts.dtype).unsqueeze(-1)  # [B, M, 1]
-        return (parts * weight).sum(1) / weight.sum(1).clamp_min(1.0)
+    def forward(self, parts: Sequence[Tensor], mask: Tensor) -> Tensor:
+        weight = mask.to(parts[0].dtype)
+        return weighted_sum(parts, weight / weight.sum(1, keepdim=True).clamp_min(1.0))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
+from vlkge.fusion.base import weighted_sum
+
 
 class WeightedFusion(nn.Module):
-    """One learned logit per modality; parts [B, M, d], mask [B, M] → Σ w_m · part_m [B, d]."""
+    """One learned logit per modality; parts M × [B, d], mask [B, M] → Σ w_m · part_m [B, d]."""
 
     def __init__(self, num_modalities: int, dim: int) -> None:
         super().__init__()
@@ -19,5 +23,5 @@ class WeightedFusion(nn.Module):
         weights = torch.softmax(logits, dim=-1)
         return torch.nan_to_num(weights, nan=0.0)  # rows with no modality: all -inf → 0
 
-    def forward(self, parts: Tensor, mask: Tensor) -> Tensor:
-        return (parts * self.weights(mask).unsqueeze(-1)).sum(1)
+    def forward(self, parts: Sequence[Tensor], mask: Tensor) -> Tensor:
+        return weighted_sum(parts, self.weights(mask))

@@ -99,10 +99,18 @@ class EntityRepresentation(nn.Module):
         """[N] bool: entities with a structural part (all, for a table)."""
         return torch.ones(self.num_entities, dtype=torch.bool)
 
-    def unit_features(self, ids: Tensor) -> Tensor:
-        """Entity ids [*] → [*, D]: each modality's L2-normalised features side by side (zero where
-        the entity lacks it)."""
+    def unit_tables(self) -> tuple[Tensor, ...]:
+        """Each feature modality's L2-normalised features [N, d_m] (zero rows where an entity
+        lacks it), in ``feature_modalities`` order: D = Σ d_m."""
         raise NotImplementedError("no features")
+
+    def unit_dot_sampled(self, modality: str, queries: Tensor, index: Tensor, side: Tensor) -> Tensor:
+        """⟨queries[b, side[b, k]], x̂_m[index[b, k]]⟩ [B, K] of the unit table of ``modality``."""
+        raise NotImplementedError("no features")
+
+    def unit_features(self, ids: Tensor) -> Tensor:
+        """Entity ids [*] → [*, D]: :meth:`unit_tables`' rows side by side."""
+        return torch.cat([unit[ids] for unit in self.unit_tables()], dim=-1)
 
     def similarity_in_batch(self, rows: BatchRows, corrupt_head: Tensor) -> tuple[Tensor, Tensor]:
         """A training batch's feature similarities: (positives [B], corruptions [B, K])."""

@@ -22,7 +22,10 @@ unknown entity's.
 
 Feature similarity of two entities: the mean, over the feature modalities both have, of the cosine
 of their frozen feature vectors; 0 when they share none, and 0 for an entity with itself (an entity
-is not its own neighbour: similarity is evidence about *other* entities).
+is not its own neighbour: similarity is evidence about *other* entities). It reads the normalised
+feature tables (:meth:`MultimodalRepresentation.unit_table`), computed once and kept until the
+features change — the stored tables themselves when their rows are already unit vectors (the
+default ``encode.normalize``), so they cost no memory.
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ from vlkge.gathered import sampled_dot
 from vlkge.modalities import FEATURE_MODALITIES, STRUCTURAL
 from vlkge.representations.base import BatchRows, Drop, EntityRepresentation, Fresh, FreshRows
 from vlkge.representations.structural import StructuralEmbedding
+
+#: a stored feature row whose norm is within this of 1 is taken as a unit vector as it is
+UNIT_TOLERANCE = 1e-5
+#: a modality fewer than this share of the entities have is scarce (:meth:`unit_dot_sampled`)
+SCARCE_SHARE = 0.25
 
 
 def renumber_entities(batch: Tensor, replacement: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -90,12 +98,18 @@ class MultimodalRepresentation(EntityRepresentation):
         self.projections = nn.ModuleDict()
         # modalities every entity has: projected without skipping absent rows
         self.complete = {m: bool(inputs.present[m].all()) for m in self.feature_modalities}
+        # modalities most entities lack: sampled dot products computed for the pairs that have it
+        self.scarce = {
+            m: float(inputs.present[m].float().mean()) < SCARCE_SHARE for m in self.feature_modalities
+        }
         for m in self.feature_modalities:
             feats = inputs.features[m]
             self.register_buffer(f"features_{m}", feats, persistent=False)
             self.projections[m] = nn.Linear(feats.shape[1], dim)
         columns = [has_structure if m == STRUCTURAL else inputs.present[m] for m in modalities]
         self.register_buffer("mask", torch.stack(columns, dim=1), persistent=False)  # [N, M]
+        # modality → ((data pointer, version) of the features it was computed from, unit table)
+        self._units: dict[str, tuple[tuple[int, int], Tensor]] = {}
         self.fusion = make_fusion(fusion, len(modalities), dim, fusion_options)
         self.imaginary = imaginary
         if factor == 2:
@@ -114,6 +128,45 @@ class MultimodalRepresentation(EntityRepresentation):
             raise KeyError(modality)
         return getattr(self, f"features_{modality}")
 
+    def unit_table(self, modality: str) -> Tensor:
+        """[N, d_m]: the L2-normalised features of ``modality``, zero rows for entities without it.
+        Kept until the feature table changes (fine-tuning writes into it: its version moves). Rows
+        already of unit norm (within :data:`UNIT_TOLERANCE`; zero where absent) are kept as stored,
+        and the table itself is returned when all are (no copy)."""
+        table = self.feature_table(modality)
+        key = (table.data_ptr(), table._version)
+        cached = self._units.get(modality)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with torch.no_grad():
+            have = self.mask[:, self.modalities.index(modality)]
+            norms = torch.linalg.vector_norm(table, dim=1)
+            off = (norms - have.to(norms.dtype)).abs() > UNIT_TOLERANCE  # [N]: rows to normalise
+            unit = table
+            if bool(off.any()):
+                normalised = F.normalize(table, dim=-1) * have.unsqueeze(-1).to(table.dtype)
+                unit = torch.where(off.unsqueeze(-1), normalised, table)
+        self._units[modality] = (key, unit)
+        return unit
+
+    def unit_dot_sampled(self, modality: str, queries: Tensor, index: Tensor, side: Tensor) -> Tensor:
+        """out[b, k] = ⟨queries[b, side[b, k]], x̂[index[b, k]]⟩ for the unit table x̂ of ``modality``
+        (:func:`vlkge.gathered.sampled_dot`: queries [B, S, d_m], index [B, K] entity ids, side
+        [B, K] → [B, K]; differentiable in ``queries``). Pairs whose entity lacks the modality are
+        0; for a scarce modality (most entities lack it: images of a few entities) only the others
+        are computed, from their gathered rows."""
+        unit = self.unit_table(modality)
+        if not self.scarce[modality]:
+            return sampled_dot(queries, unit, index, side)
+        have = self.mask[:, self.modalities.index(modality)][index]  # [B, K]
+        at = have.nonzero(as_tuple=True)
+        found = (queries[at[0], side[at]] * unit[index[at]]).sum(-1)  # [P]
+        return torch.zeros(index.shape, dtype=queries.dtype, device=queries.device).index_put(at, found)
+
+    def unit_tables(self) -> tuple[Tensor, ...]:
+        """:meth:`unit_table` of each feature modality, in ``feature_modalities`` order."""
+        return tuple(self.unit_table(m) for m in self.feature_modalities)
+
     def shared_parameters(self) -> list[nn.Parameter]:
         """Projections, fusion and imaginary part: every parameter but the structural table's."""
         own = set() if self.structure is None else {id(p) for p in self.structure.parameters()}
@@ -126,7 +179,7 @@ class MultimodalRepresentation(EntityRepresentation):
         """structure [B, factor·d] or None, projected features {m: [B, d]}, mask [B, M],
         has_structure [B] → [B, factor·d]."""
         parts = [structure[:, : self.dim] if m == STRUCTURAL else projected[m] for m in self.modalities]
-        real = self.fusion(torch.stack(parts, dim=1), mask)
+        real = self.fusion(parts, mask)
         if self.factor == 2:
             derived = self.to_imaginary(real)
             if self.gate is not None:
@@ -220,15 +273,6 @@ class MultimodalRepresentation(EntityRepresentation):
         """D: the width of :meth:`unit_features` (the feature modalities' widths added up)."""
         return sum(int(self.feature_table(m).shape[1]) for m in self.feature_modalities)
 
-    def unit_features(self, ids: Tensor) -> Tensor:
-        """Entity ids [*] → [*, D]: each modality's L2-normalised features side by side, zero where
-        the entity lacks the modality."""
-        blocks = []
-        for m in self.feature_modalities:
-            have = self.mask[ids, self.modalities.index(m)].unsqueeze(-1)
-            blocks.append(F.normalize(self.feature_table(m)[ids], dim=-1) * have)
-        return torch.cat(blocks, dim=-1)
-
     def similarity(self, a: Tensor, b: Tensor) -> Tensor:
         """Entity ids a, b [*] (one shape) → [*]: mean cosine over the feature modalities both
         have (0 when none, and for an entity with itself)."""
@@ -236,42 +280,40 @@ class MultimodalRepresentation(EntityRepresentation):
         count = torch.zeros(a.shape, device=self.mask.device)
         for m in self.feature_modalities:
             column = self.mask[:, self.modalities.index(m)]
-            table = self.feature_table(m)
+            unit = self.unit_table(m)
             both = (column[a] & column[b]).to(total.dtype)
-            cos = F.cosine_similarity(table[a], table[b], dim=-1, eps=1e-12)
-            total, count = total + cos * both, count + both
+            total, count = total + (unit[a] * unit[b]).sum(-1), count + both
         return torch.where(a == b, torch.zeros_like(total), total / count.clamp_min(1.0))
 
     @torch.no_grad()
     def similarity_in_batch(self, rows: BatchRows, corrupt_head: Tensor) -> tuple[Tensor, Tensor]:
-        """A training batch's similarities, from the normalised features of its U distinct
-        entities only: (positives [B], sampled corruptions [B, K]); ``corrupt_head`` [B, K] bool.
-        The features are frozen, so no gradient flows here (the prior's weights get theirs)."""
-        local, replacement = rows.batch, rows.replacement
-        ids = rows.global_ids(torch.arange(len(rows.table), device=local.device))
-        h, t = local[:, 0], local[:, 2]
+        """A training batch's similarities: (positives [B], sampled corruptions [B, K]);
+        ``corrupt_head`` [B, K] bool. Read in place from the unit tables (no copy of the batch's
+        rows; the pairs are dot products of the sampled kernel). The features are frozen, so no
+        gradient flows here (the prior's weights get theirs)."""
+        h, t = rows.global_ids(rows.batch[:, 0]), rows.global_ids(rows.batch[:, 2])
+        replacement = rows.global_ids(rows.replacement)
+        anchor = torch.where(corrupt_head, t.unsqueeze(1), h.unsqueeze(1))
         side = (~corrupt_head).long()  # 1: the tail is replaced, compare with the head
-        pos_total = torch.zeros(len(local), device=local.device)
-        neg_total = torch.zeros(replacement.shape, device=local.device)
+        pos_total = torch.zeros(len(h), device=h.device)
+        neg_total = torch.zeros(replacement.shape, device=h.device)
         pos_count, neg_count = torch.zeros_like(pos_total), torch.zeros_like(neg_total)
         for m in self.feature_modalities:
-            have = self.mask[ids, self.modalities.index(m)]
-            unit = F.normalize(self.feature_table(m)[ids], dim=-1) * have.unsqueeze(-1)
+            have = self.mask[:, self.modalities.index(m)]
+            unit = self.unit_table(m)
             pos_total += (unit[h] * unit[t]).sum(-1)
             pos_count += (have[h] & have[t]).to(pos_total.dtype)
             queries = torch.stack([unit[t], unit[h]], dim=1)  # [B, 2, d_m]
-            neg_total += sampled_dot(queries, unit, replacement, side)
-            anchor = torch.where(corrupt_head, t.unsqueeze(1), h.unsqueeze(1))
+            neg_total += self.unit_dot_sampled(m, queries, replacement, side)
             neg_count += (have[anchor] & have[replacement]).to(neg_total.dtype)
         positive = torch.where(h == t, 0.0, pos_total / pos_count.clamp_min(1.0))
-        anchor = torch.where(corrupt_head, t.unsqueeze(1), h.unsqueeze(1))
         negative = torch.where(replacement == anchor, 0.0, neg_total / neg_count.clamp_min(1.0))
         return positive, negative
 
     def similarity_to_all(self, query: Tensor) -> Tensor:
         """Entity ids [B] → [B, N]: :meth:`similarity` of each with every entity."""
         columns = {m: self.mask[query, self.modalities.index(m)] for m in self.feature_modalities}
-        rows = {m: self.feature_table(m)[query] for m in self.feature_modalities}
+        rows = {m: self.unit_table(m)[query] for m in self.feature_modalities}
         out = self._similarity_rows(rows, columns)
         out[torch.arange(len(query), device=out.device), query] = 0.0
         return out
@@ -280,7 +322,11 @@ class MultimodalRepresentation(EntityRepresentation):
         """A new entity's features {m: [B, d_m]} (modalities not given: absent) → [B, N]: the
         mean cosine with every entity over the modalities both have (0 when none)."""
         b = next(iter(features.values())).shape[0]
-        given = {m: f.to(self.mask.device) for m, f in features.items() if m in self.feature_modalities}
+        given = {
+            m: F.normalize(f.to(self.mask.device), dim=-1)
+            for m, f in features.items()
+            if m in self.feature_modalities
+        }
         have = {m: torch.ones(b, dtype=torch.bool, device=self.mask.device) for m in given}
         return self._similarity_rows(given, have)
 
@@ -299,16 +345,15 @@ class MultimodalRepresentation(EntityRepresentation):
         return torch.cat(blocks, dim=-1)
 
     def _similarity_rows(self, rows: Mapping[str, Tensor], have: Mapping[str, Tensor]) -> Tensor:
-        """Query features {m: [B, d_m]} present where ``have`` {m: [B] bool} → [B, N] mean cosine
-        with every entity over the modalities both have."""
+        """Normalised query features {m: [B, d_m]} present where ``have`` {m: [B] bool} → [B, N]
+        mean cosine with every entity over the modalities both have."""
         b = next(iter(rows.values())).shape[0]
         total = torch.zeros(b, self.num_entities, device=self.mask.device)
         count = torch.zeros_like(total)
         for m, query in rows.items():
             column = self.mask[:, self.modalities.index(m)].to(total.dtype)
-            unit = F.normalize(self.feature_table(m), dim=-1)
             both = have[m].to(total.dtype).unsqueeze(1) * column.unsqueeze(0)
-            total += (F.normalize(query, dim=-1) @ unit.T) * both
+            total += (query * have[m].unsqueeze(1).to(query.dtype)) @ self.unit_table(m).T
             count += both
         return total / count.clamp_min(1.0)
 
