@@ -21,11 +21,13 @@ class FixedScorer(nn.Module):
         self.tail_scores, self.head_scores = tail_scores, head_scores
         self.entity = StructuralEmbedding(tail_scores.shape[-1], 1)  # the candidates are ignored
 
-    def score_tails(self, h, r, candidates):
-        return self.tail_scores[h, r]
+    def score_tails(self, h, r, candidates, among=None):
+        scores = self.tail_scores[h, r]
+        return scores if among is None else scores[:, among]  # per-relation pools: their columns
 
-    def score_heads(self, r, t, candidates):
-        return self.head_scores[t, r]
+    def score_heads(self, r, t, candidates, among=None):
+        scores = self.head_scores[t, r]
+        return scores if among is None else scores[:, among]
 
 
 def test_filter_index_lookup_returns_every_answer():

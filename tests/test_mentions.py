@@ -95,6 +95,14 @@ def test_the_prior_reads_mentions_and_predict_gives_a_new_entity_the_unseen_ones
     gain = heads - plain
     assert gain[22] == pytest.approx(float(weights[1, 0, 0]), abs=1e-5)
     assert torch.count_nonzero(gain) == 1
+    # scored against a candidate pool (evaluation's per-relation pools), every term gives the
+    # full scores' columns, the unseen entity among them (its own similarity stays 0)
+    among = torch.tensor([22, 3, UNSEEN, 0, 17])
+    anchors, rels = torch.tensor([UNSEEN, 22, 5]), torch.tensor([0, 0, 1])
+    with torch.no_grad():
+        for score in (model.score_tails, lambda a, r, c=None, among=None: model.score_heads(r, a, c, among)):
+            full = score(anchors, rels)
+            torch.testing.assert_close(score(anchors, rels, among=among), full[:, among])
     text, name = graph.entities["text"][UNSEEN], graph.entities["name"][UNSEEN]
     query = encode_query(tiny_clip(), None, text, opened.features)
     for head in (False, True):
@@ -118,6 +126,8 @@ def test_the_baseline_with_mentions_adds_half_of_each_direction_and_sits_beside_
     expected = plain + 0.5 * named
     expected[anchors, anchors] = plain[anchors, anchors]  # the anchor itself stays SELF
     assert torch.allclose(scorer.similarity(anchors), expected)
+    among = torch.tensor([4, 0, 9, 23])
+    torch.testing.assert_close(scorer.similarity(anchors, among), scorer.similarity(anchors)[:, among])
     Trainer(graph, vl_params(), data / "tiny-vl" / "models" / "vl").fit(show=False, log=None)
     config = vl_params()
     result = api.evaluate("vl", config, data, dataset="tiny-vl").metrics

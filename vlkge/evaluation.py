@@ -18,7 +18,7 @@ from torch import Tensor
 from vlkge.errors import InputError
 from vlkge.graph import Graph
 from vlkge.model import KGEModel
-from vlkge.ranking import Filters, candidate_pools, rank_filtered
+from vlkge.ranking import Filters, Ranked, candidate_pools, rank_filtered
 
 log = logging.getLogger(__name__)
 
@@ -92,48 +92,50 @@ def rank_triples(
     model.eval()
     device = next(model.parameters()).device
     candidates = model.entity.all()
-    batch_size = chunk_rows(candidates.shape[0], batch_size, memory_mib)
     keep_candidates = None if exclude is None or not exclude.any() else ~exclude.to(device)
+    absent = torch.zeros(len(candidates), dtype=torch.bool) if exclude is None else exclude.cpu()
+    h, r, t = triples[:, 0], triples[:, 1], triples[:, 2]
+    unrepresented = absent[h] | absent[t]
     parts: dict[str, list[Tensor]] = {
         k: [] for k in ("opt", "pess", "rel", "dir", "ans", "anc", "unr", "out")
     }
-    absent = torch.zeros(len(candidates), dtype=torch.bool) if exclude is None else exclude.cpu()
     wanted = ("tail",) if directions == "tail" else DIRECTIONS
     for direction in wanted:
         is_tail = direction == "tail"
-        index = filters.tail if is_tail else filters.head
         pool = None if pools is None else (pools[1] if is_tail else pools[0])
-        for start in range(0, len(triples), batch_size):
-            chunk = triples[start : start + batch_size]
-            h, r, t = chunk[:, 0], chunk[:, 1], chunk[:, 2]
-            anchor, answer = (h, t) if is_tail else (t, h)
-            keys = anchor * num_relations + r
-            scores = _query_scores(model, keys, num_relations, is_tail, candidates)
-            rows, cols = index.lookup(keys)
-            allowed = None if pool is None else pool[r].to(device)
-            outside = torch.zeros_like(r, dtype=torch.bool) if pool is None else ~pool[r, answer]
-            if keep_candidates is not None:
-                allowed = keep_candidates.expand(len(r), -1) if allowed is None else allowed & keep_candidates
-            unrepresented = absent[h] | absent[t]
-            ranked = rank_filtered(
-                scores.float(),
-                answer.to(device),
-                (rows.to(device), cols.to(device)),
-                allowed,
-                miss=(unrepresented | outside).to(device),
-            )
-            found = {
-                "opt": ranked.optimistic.cpu(),
-                "pess": ranked.pessimistic.cpu(),
-                "rel": r,
-                "dir": torch.full_like(r, int(is_tail)),
-                "ans": answer,
-                "anc": anchor,
-                "unr": unrepresented,
-                "out": outside,
-            }
-            for key, value in found.items():
-                parts[key].append(value)
+        anchor, answer = (h, t) if is_tail else (t, h)
+        outside = torch.zeros_like(r, dtype=torch.bool) if pool is None else ~pool[r, answer]
+        optimistic, pessimistic = torch.zeros_like(r), torch.zeros_like(r)
+        for which, among in _candidate_groups(r, pool):
+            width = len(candidates) if among is None else len(among)
+            rows_per_chunk = chunk_rows(width, batch_size, memory_mib)
+            for start in range(0, len(which), rows_per_chunk):
+                at = which[start : start + rows_per_chunk]
+                ranked = _rank_chunk(
+                    model,
+                    triples[at],
+                    is_tail,
+                    filters,
+                    num_relations,
+                    candidates,
+                    among=among,
+                    pool=pool,
+                    keep=keep_candidates,
+                    miss=unrepresented[at] | outside[at],
+                )
+                optimistic[at], pessimistic[at] = ranked.optimistic.cpu(), ranked.pessimistic.cpu()
+        found = {
+            "opt": optimistic,
+            "pess": pessimistic,
+            "rel": r,
+            "dir": torch.full_like(r, int(is_tail)),
+            "ans": answer,
+            "anc": anchor,
+            "unr": unrepresented,
+            "out": outside,
+        }
+        for key, value in found.items():
+            parts[key].append(value)
     model.train(was_training)
     cat = {k: torch.cat(v) if v else torch.empty(0, dtype=torch.long) for k, v in parts.items()}
     return RankResult(
@@ -149,20 +151,82 @@ def rank_triples(
     )
 
 
+def _candidate_groups(relations: Tensor, pool: Tensor | None) -> list[tuple[Tensor, Tensor | None]]:
+    """Which triples are scored together, against which candidates: without pools all triples
+    against every entity (``None``); with per-relation pools [R, N], each relation's triples
+    against the entity ids of its pool only (the others never count: not scored at all)."""
+    if pool is None:
+        return [(torch.arange(len(relations)), None)]
+    return [
+        ((relations == rel).nonzero().squeeze(1), pool[rel].nonzero().squeeze(1))
+        for rel in torch.unique(relations).tolist()
+    ]
+
+
+def _rank_chunk(
+    model: KGEModel,
+    chunk: Tensor,
+    is_tail: bool,
+    filters: Filters,
+    num_relations: int,
+    candidates: Tensor,
+    *,
+    among: Tensor | None,
+    pool: Tensor | None,
+    keep: Tensor | None,
+    miss: Tensor,
+) -> Ranked:
+    """Filtered ranks of a chunk [B, 3] of triples in one direction, against every entity or the
+    entity ids ``among`` [P] (one relation's pool: its columns only); ``keep`` [N] bool: entities
+    with a representation (None: all); ``miss`` [B]: queries scored as misses."""
+    device = candidates.device
+    h, r, t = chunk[:, 0], chunk[:, 1], chunk[:, 2]
+    anchor, answer = (h, t) if is_tail else (t, h)
+    keys = anchor * num_relations + r
+    scores = _query_scores(model, keys, num_relations, is_tail, candidates, among)
+    rows, cols = (filters.tail if is_tail else filters.head).lookup(keys)
+    if among is None:
+        allowed = None if pool is None else pool[r].to(device)
+    else:  # columns are the pool's members: the filter and the answer as positions among them
+        position = torch.full((len(candidates),), -1, dtype=torch.long)
+        position[among] = torch.arange(len(among))
+        cols = position[cols]
+        rows, cols = rows[cols >= 0], cols[cols >= 0]
+        answer = position[answer]
+        keep = None if keep is None else keep[among.to(device)]
+        allowed = None
+        if bool((answer < 0).any()):  # answers outside the pool (misses) point at a column of -inf
+            scores = torch.cat([scores, scores.new_full((len(scores), 1), float("-inf"))], dim=1)
+            answer = torch.where(answer < 0, len(among), answer)
+            keep = torch.ones(len(among), dtype=torch.bool, device=device) if keep is None else keep
+            keep = torch.cat([keep, keep.new_zeros(1)])
+    if keep is not None:
+        allowed = keep.expand(len(r), -1) if allowed is None else allowed & keep
+    return rank_filtered(
+        scores.float(), answer.to(device), (rows.to(device), cols.to(device)), allowed, miss=miss.to(device)
+    )
+
+
 def _query_scores(
-    model: KGEModel, keys: Tensor, num_relations: int, is_tail: bool, candidates: Tensor
+    model: KGEModel,
+    keys: Tensor,
+    num_relations: int,
+    is_tail: bool,
+    candidates: Tensor,
+    among: Tensor | None = None,
 ) -> Tensor:
-    """Scores [B, N] of a chunk's queries, keys [B] = anchor·R + relation; the triples that share
-    their query are scored once."""
+    """Scores [B, N] of a chunk's queries, keys [B] = anchor·R + relation, against every entity
+    (or the entity ids ``among`` [P]: [B, P]); the triples that share their query are scored once."""
     device = candidates.device
     unique, which = torch.unique(keys, return_inverse=True)  # sorted
     shared = len(unique) < len(keys)
     ids = unique if shared else keys
     anchor, relation = (ids // num_relations).to(device), (ids % num_relations).to(device)
+    subset = {} if among is None else {"among": among.to(device)}  # scorers without pools need not take it
     if is_tail:
-        scores = model.score_tails(anchor, relation, candidates)
+        scores = model.score_tails(anchor, relation, candidates, **subset)
     else:
-        scores = model.score_heads(relation, anchor, candidates)
+        scores = model.score_heads(relation, anchor, candidates, **subset)
     return scores[which.to(device)] if shared else scores  # one row per triple
 
 

@@ -143,17 +143,31 @@ class KGEModel(nn.Module):
             return inter.compare_sampled(queries, self.entity.all(), index, side, self.entity.sparse)
         return inter.compare_sampled(queries, table, index, side)
 
-    def score_tails(self, h: Tensor, r: Tensor, candidates: Tensor | None = None) -> Tensor:
-        """h, r [B] → scores [B, N] against all entities (or ``candidates`` [N, w])."""
-        cand = self.entity.all() if candidates is None else candidates
+    def score_tails(
+        self, h: Tensor, r: Tensor, candidates: Tensor | None = None, among: Tensor | None = None
+    ) -> Tensor:
+        """h, r [B] → scores [B, N] against all entities (``candidates`` [N, w]: their rows, if
+        already computed); ``among`` [P] entity ids: against those only, [B, P]."""
+        cand = self._candidate_rows(candidates, among)
         scores = self.interaction.score_tails(self.entity(h), self.relation(r), cand)
-        return scores if self.prior is None else scores + self.prior.to_all(self.entity, h, r, TAIL)
+        if self.prior is None:
+            return scores
+        return scores + self.prior.to_all(self.entity, h, r, TAIL, among)
 
-    def score_heads(self, r: Tensor, t: Tensor, candidates: Tensor | None = None) -> Tensor:
-        """r, t [B] → scores [B, N] of every entity as the head."""
-        cand = self.entity.all() if candidates is None else candidates
+    def score_heads(
+        self, r: Tensor, t: Tensor, candidates: Tensor | None = None, among: Tensor | None = None
+    ) -> Tensor:
+        """r, t [B] → scores [B, N] of every entity as the head (``among``: as :meth:`score_tails`)."""
+        cand = self._candidate_rows(candidates, among)
         scores = self.interaction.score_heads(self.relation(r), self.entity(t), cand)
-        return scores if self.prior is None else scores + self.prior.to_all(self.entity, t, r, HEAD)
+        if self.prior is None:
+            return scores
+        return scores + self.prior.to_all(self.entity, t, r, HEAD, among)
+
+    def _candidate_rows(self, candidates: Tensor | None, among: Tensor | None) -> Tensor:
+        """The rows [N, w] of every entity (``candidates`` when given), or of ``among`` [P]."""
+        rows = self.entity.all() if candidates is None else candidates
+        return rows if among is None else rows[among]
 
 
 def build_model(

@@ -96,26 +96,36 @@ class NeighbourScorer(nn.Module):
         self.entity = entity
         self.mentions = mentions
 
-    def similarity(self, anchors: Tensor) -> Tensor:
-        """anchors [B] → [B, N]: the mean cosine over shared modalities, :data:`NO_SHARED` where
-        none is shared, :data:`SELF` at the anchor itself."""
+    def similarity(self, anchors: Tensor, among: Tensor | None = None) -> Tensor:
+        """anchors [B] → [B, N] (with the candidates ``among`` [P] only: [B, P]): the mean cosine
+        over shared modalities, :data:`NO_SHARED` where none is shared, :data:`SELF` at the anchor
+        itself."""
         vectors, mask = self.entity.vectors, self.entity.mask
-        scores = vectors[anchors] @ vectors.T  # absent blocks are zero: the sum over shared modalities
-        shared = mask[anchors] @ mask.T  # [B, N] modalities both have
+        if among is not None:
+            vectors, mask = vectors[among], mask[among]
+        scores = self.entity.vectors[anchors] @ vectors.T  # absent blocks are zero: shared sum
+        shared = self.entity.mask[anchors] @ mask.T  # [B, N] modalities both have
         none = shared == 0
         scores.div_(shared.clamp_(min=1.0))
         if self.mentions is not None:
-            named = self.mentions.names(anchors) + self.mentions.named_by(anchors)
+            named = self.mentions.names(anchors, among) + self.mentions.named_by(anchors, among)
             scores.add_(named.to(scores.device), alpha=MENTION_WEIGHT)
         scores.masked_fill_(none, NO_SHARED)
-        scores[torch.arange(len(anchors), device=scores.device), anchors] = SELF
+        if among is None:
+            scores[torch.arange(len(anchors), device=scores.device), anchors] = SELF
+        else:
+            scores.masked_fill_(anchors.unsqueeze(1) == among.unsqueeze(0), SELF)
         return scores
 
-    def score_tails(self, h: Tensor, r: Tensor, candidates: Tensor | None = None) -> Tensor:
-        return self.similarity(h)
+    def score_tails(
+        self, h: Tensor, r: Tensor, candidates: Tensor | None = None, among: Tensor | None = None
+    ) -> Tensor:
+        return self.similarity(h, among)
 
-    def score_heads(self, r: Tensor, t: Tensor, candidates: Tensor | None = None) -> Tensor:
-        return self.similarity(t)
+    def score_heads(
+        self, r: Tensor, t: Tensor, candidates: Tensor | None = None, among: Tensor | None = None
+    ) -> Tensor:
+        return self.similarity(t, among)
 
 
 def store_modalities(store_dir: Path) -> tuple[str, ...]:

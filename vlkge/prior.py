@@ -89,11 +89,13 @@ class FeaturePrior(nn.Module):
             return None
         return self.mentions.pairs(h, t), self.mentions.pairs(t, h)
 
-    def _anchor_mentions(self, anchor: Tensor, side: int) -> Mentioned | None:
-        """(M[h, t], M[t, h]) [B, N] of ``anchor`` [B] with every candidate on ``side``."""
+    def _anchor_mentions(self, anchor: Tensor, side: int, among: Tensor | None) -> Mentioned | None:
+        """(M[h, t], M[t, h]) [B, N] of ``anchor`` [B] with every candidate on ``side`` (those of
+        ``among`` [P]: [B, P])."""
         if self.mentions is None:
             return None
-        return oriented((self.mentions.names(anchor), self.mentions.named_by(anchor)), side)
+        rows = self.mentions.names(anchor, among), self.mentions.named_by(anchor, among)
+        return oriented(rows, side)
 
     def _fit(self, side: int, r: Tensor, unit: Tensor) -> Tensor:
         """⟨ρˢ_r, x̂⟩ of entities with normalised features ``unit`` [*, D], relations r [*] → [*]."""
@@ -114,12 +116,14 @@ class FeaturePrior(nn.Module):
             total = total + reps.unit_dot_sampled(modality, block.contiguous(), index, side)
         return total
 
-    def _candidates(self, reps: EntityRepresentation, side: int, r: Tensor) -> Tensor:
-        """τˢ_r of every entity as the candidate on ``side`` of r [B] → [B, N] (typing + offset)."""
+    def _candidates(self, reps: EntityRepresentation, side: int, r: Tensor, among: Tensor | None) -> Tensor:
+        """τˢ_r of every entity (of ``among`` [P]) as the candidate on ``side`` of r [B] → [B, N]
+        ([B, P]): typing + offset."""
         units = reps.unit_tables()
-        offsets = self._offset(side, r.unsqueeze(1), reps.structured().unsqueeze(0))
+        structured = reps.structured() if among is None else reps.structured()[among]
+        offsets = self._offset(side, r.unsqueeze(1), structured.unsqueeze(0))
         for weights, unit in zip(_blocks(self.typing[side, r], units), units, strict=True):
-            offsets = offsets + weights @ unit.T
+            offsets = offsets + weights @ (unit if among is None else unit[among]).T
         return offsets
 
     def pairs(self, reps: EntityRepresentation, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
@@ -136,19 +140,23 @@ class FeaturePrior(nn.Module):
         alone = alone + self._offset(HEAD, r, structured[h]) + self._offset(TAIL, r, structured[t])
         return torch.where(structured[h] & structured[t], joint, alone)
 
-    def to_all(self, reps: EntityRepresentation, anchor: Tensor, r: Tensor, side: int) -> Tensor:
-        """Queries about ``anchor`` [B] under ``r`` [B] whose candidates fill ``side`` → [B, N]."""
-        sim = reps.similarity_to_all(anchor)
-        found = self._anchor_mentions(anchor, side)
+    def to_all(
+        self, reps: EntityRepresentation, anchor: Tensor, r: Tensor, side: int, among: Tensor | None = None
+    ) -> Tensor:
+        """Queries about ``anchor`` [B] under ``r`` [B] whose candidates fill ``side`` → [B, N]
+        (only the candidates ``among`` [P], entity ids: [B, P])."""
+        sim = reps.similarity_to_all(anchor, among)
+        found = self._anchor_mentions(anchor, side, among)
         joint = self.weight[r].unsqueeze(1) * sim + self._mention(JOINT, r.unsqueeze(1), found)
         if self.typing is None:
             return joint
         structured = reps.structured()
-        candidates = self._candidates(reps, side, r) + self._mention(ALONE, r.unsqueeze(1), found)
+        candidates = self._candidates(reps, side, r, among) + self._mention(ALONE, r.unsqueeze(1), found)
         given = self._fit(1 - side, r, reps.unit_features(anchor))
         given = given + self._offset(1 - side, r, structured[anchor])
         alone = self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
-        both = structured[anchor].unsqueeze(1) & structured.unsqueeze(0)  # [B, N]
+        candidate_structured = structured if among is None else structured[among]
+        both = structured[anchor].unsqueeze(1) & candidate_structured.unsqueeze(0)  # [B, N]
         return torch.where(both, joint, alone)
 
     def for_new(
@@ -166,7 +174,7 @@ class FeaturePrior(nn.Module):
         found = None if mentions is None or self.mentions is None else oriented(mentions, side)
         if self.typing is None:
             return self.weight[r].unsqueeze(1) * sim + self._mention(JOINT, r.unsqueeze(1), found)
-        candidates = self._candidates(reps, side, r) + self._mention(ALONE, r.unsqueeze(1), found)
+        candidates = self._candidates(reps, side, r, None) + self._mention(ALONE, r.unsqueeze(1), found)
         given = self._fit(1 - side, r, reps.unit_of_features(features)) + self.unstructured[1 - side, r]
         return self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
 

@@ -95,13 +95,14 @@ class Mentions:
         at = torch.searchsorted(keys, query.reshape(-1)).clamp_max(len(keys) - 1)
         return (keys[at] == query.reshape(-1)).float().reshape(i.shape)
 
-    def names(self, ids: Tensor) -> Tensor:
-        """``M[ids]`` [B, N]: which entities the texts of ``ids`` [B] name."""
-        return _dense(self._names, ids, self.num_entities)
+    def names(self, ids: Tensor, among: Tensor | None = None) -> Tensor:
+        """``M[ids]`` [B, N]: which entities the texts of ``ids`` [B] name (only the columns of
+        the entity ids ``among`` [P], in that order, when given: [B, P])."""
+        return _dense(self._names, ids, self.num_entities, among)
 
-    def named_by(self, ids: Tensor) -> Tensor:
-        """``M[:, ids]ᵀ`` [B, N]: which entities' texts name ``ids`` [B]."""
-        return _dense(self._named_by, ids, self.num_entities)
+    def named_by(self, ids: Tensor, among: Tensor | None = None) -> Tensor:
+        """``M[:, ids]ᵀ`` [B, N]: which entities' texts name ``ids`` [B] ([B, P] ``among``)."""
+        return _dense(self._named_by, ids, self.num_entities, among)
 
     def of_new(
         self, text: str | None, name: str | None, names: Sequence[str | None], texts: Sequence[str | None]
@@ -127,13 +128,21 @@ def _rows(first: Tensor, second: Tensor, n: int) -> tuple[Tensor, Tensor]:
     return offsets, second
 
 
-def _dense(csr: tuple[Tensor, Tensor], ids: Tensor, n: int) -> Tensor:
-    """Rows ``ids`` [B] of a CSR 0/1 matrix → dense [B, n] on ids' device."""
+def _dense(csr: tuple[Tensor, Tensor], ids: Tensor, n: int, among: Tensor | None = None) -> Tensor:
+    """Rows ``ids`` [B] of a CSR 0/1 matrix [·, n] → dense [B, n] on ids' device, or only its
+    columns ``among`` [P] (in that order): [B, P]."""
     offsets, cols = csr
     cpu = ids.long().cpu()
     start, count = offsets[cpu], offsets[cpu + 1] - offsets[cpu]
     row = torch.repeat_interleave(torch.arange(len(cpu)), count)
     within = torch.arange(int(count.sum())) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
-    out = torch.zeros(len(cpu), n)
-    out[row, cols[torch.repeat_interleave(start, count) + within]] = 1.0
+    col = cols[torch.repeat_interleave(start, count) + within]
+    width = n
+    if among is not None:
+        position = torch.full((n,), -1, dtype=torch.long)
+        position[among.long().cpu()] = torch.arange(len(among))
+        col = position[col]
+        row, col, width = row[col >= 0], col[col >= 0], len(among)
+    out = torch.zeros(len(cpu), width)
+    out[row, col] = 1.0
     return out.to(ids.device)

@@ -116,8 +116,9 @@ class EntityRepresentation(nn.Module):
         """A training batch's feature similarities: (positives [B], corruptions [B, K])."""
         raise NotImplementedError("no features: no similarity")
 
-    def similarity_to_all(self, query: Tensor) -> Tensor | None:
-        """Entity ids [B] → feature similarity [B, N] with every entity, or None without features."""
+    def similarity_to_all(self, query: Tensor, among: Tensor | None = None) -> Tensor | None:
+        """Entity ids [B] → feature similarity [B, N] with every entity (with the entity ids
+        ``among`` [P]: [B, P]), or None without features."""
         return None
 
     def similarity_to_features(self, features: Mapping[str, Tensor]) -> Tensor:

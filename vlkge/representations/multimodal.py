@@ -310,12 +310,16 @@ class MultimodalRepresentation(EntityRepresentation):
         negative = torch.where(replacement == anchor, 0.0, neg_total / neg_count.clamp_min(1.0))
         return positive, negative
 
-    def similarity_to_all(self, query: Tensor) -> Tensor:
-        """Entity ids [B] → [B, N]: :meth:`similarity` of each with every entity."""
+    def similarity_to_all(self, query: Tensor, among: Tensor | None = None) -> Tensor:
+        """Entity ids [B] → [B, N]: :meth:`similarity` of each with every entity (with the entity
+        ids ``among`` [P] only: [B, P])."""
         columns = {m: self.mask[query, self.modalities.index(m)] for m in self.feature_modalities}
         rows = {m: self.unit_table(m)[query] for m in self.feature_modalities}
-        out = self._similarity_rows(rows, columns)
-        out[torch.arange(len(query), device=out.device), query] = 0.0
+        out = self._similarity_rows(rows, columns, among)
+        if among is None:
+            out[torch.arange(len(query), device=out.device), query] = 0.0
+        else:  # an entity is not its own neighbour, where it is among the candidates
+            out.masked_fill_(query.unsqueeze(1) == among.unsqueeze(0), 0.0)
         return out
 
     def similarity_to_features(self, features: Mapping[str, Tensor]) -> Tensor:
@@ -344,16 +348,22 @@ class MultimodalRepresentation(EntityRepresentation):
             )
         return torch.cat(blocks, dim=-1)
 
-    def _similarity_rows(self, rows: Mapping[str, Tensor], have: Mapping[str, Tensor]) -> Tensor:
+    def _similarity_rows(
+        self, rows: Mapping[str, Tensor], have: Mapping[str, Tensor], among: Tensor | None = None
+    ) -> Tensor:
         """Normalised query features {m: [B, d_m]} present where ``have`` {m: [B] bool} → [B, N]
-        mean cosine with every entity over the modalities both have."""
+        mean cosine with every entity (of ``among`` [P]: [B, P]) over the modalities both have."""
         b = next(iter(rows.values())).shape[0]
-        total = torch.zeros(b, self.num_entities, device=self.mask.device)
+        width = self.num_entities if among is None else len(among)
+        total = torch.zeros(b, width, device=self.mask.device)
         count = torch.zeros_like(total)
         for m, query in rows.items():
             column = self.mask[:, self.modalities.index(m)].to(total.dtype)
+            unit = self.unit_table(m)
+            if among is not None:
+                column, unit = column[among], unit[among]
             both = have[m].to(total.dtype).unsqueeze(1) * column.unsqueeze(0)
-            total += (query * have[m].unsqueeze(1).to(query.dtype)) @ self.unit_table(m).T
+            total += (query * have[m].unsqueeze(1).to(query.dtype)) @ unit.T
             count += both
         return total / count.clamp_min(1.0)
 
