@@ -105,25 +105,10 @@ def rank_triples(
         pool = None if pools is None else (pools[1] if is_tail else pools[0])
         anchor, answer = (h, t) if is_tail else (t, h)
         outside = torch.zeros_like(r, dtype=torch.bool) if pool is None else ~pool[r, answer]
-        optimistic, pessimistic = torch.zeros_like(r), torch.zeros_like(r)
-        for which, among in _candidate_groups(r, pool):
-            width = len(candidates) if among is None else len(among)
-            rows_per_chunk = chunk_rows(width, batch_size, memory_mib)
-            for start in range(0, len(which), rows_per_chunk):
-                at = which[start : start + rows_per_chunk]
-                ranked = _rank_chunk(
-                    model,
-                    triples[at],
-                    is_tail,
-                    filters,
-                    num_relations,
-                    candidates,
-                    among=among,
-                    pool=pool,
-                    keep=keep_candidates,
-                    miss=unrepresented[at] | outside[at],
-                )
-                optimistic[at], pessimistic[at] = ranked.optimistic.cpu(), ranked.pessimistic.cpu()
+        context = (model, filters, num_relations, candidates, keep_candidates)
+        optimistic, pessimistic = _rank_direction(
+            context, triples, is_tail, pool, unrepresented | outside, batch_size, memory_mib
+        )
         found = {
             "opt": optimistic,
             "pess": pessimistic,
@@ -149,6 +134,41 @@ def rank_triples(
         unrepresented=cat["unr"].bool(),
         outside_pool=cat["out"].bool(),
     )
+
+
+def _rank_direction(
+    context: tuple[KGEModel, Filters, int, Tensor, Tensor | None],
+    triples: Tensor,
+    is_tail: bool,
+    pool: Tensor | None,
+    miss: Tensor,
+    batch_size: int,
+    memory_mib: float,
+) -> tuple[Tensor, Tensor]:
+    """(optimistic, pessimistic) ranks [Q] of ``triples`` in one direction, chunk by chunk and,
+    with per-relation ``pool`` [R, N], relation by relation against its pool (``context``: model,
+    filters, number of relations, candidate rows [N, w], entities that can be candidates)."""
+    model, filters, num_relations, candidates, keep = context
+    optimistic, pessimistic = torch.zeros_like(triples[:, 0]), torch.zeros_like(triples[:, 0])
+    for which, among in _candidate_groups(triples[:, 1], pool):
+        width = len(candidates) if among is None else len(among)
+        rows_per_chunk = chunk_rows(width, batch_size, memory_mib)
+        for start in range(0, len(which), rows_per_chunk):
+            at = which[start : start + rows_per_chunk]
+            ranked = _rank_chunk(
+                model,
+                triples[at],
+                is_tail,
+                filters,
+                num_relations,
+                candidates,
+                among=among,
+                pool=pool,
+                keep=keep,
+                miss=miss[at],
+            )
+            optimistic[at], pessimistic[at] = ranked.optimistic.cpu(), ranked.pessimistic.cpu()
+    return optimistic, pessimistic
 
 
 def _candidate_groups(relations: Tensor, pool: Tensor | None) -> list[tuple[Tensor, Tensor | None]]:
