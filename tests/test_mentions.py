@@ -9,7 +9,7 @@ import torch
 from tests.vl_data import IMAGES, UNSEEN, encode_tiny, tiny_clip, vl_params, write_tiny_vl_graph
 from vlkge import api
 from vlkge.config import config_from_record
-from vlkge.features.mentions import Mentions
+from vlkge.features.mentions import MAX_NAMESAKES, Mentions
 from vlkge.neighbours import load_scorer
 from vlkge.predict import encode_query, predict
 from vlkge.runs import load_run
@@ -46,6 +46,19 @@ def test_a_name_in_more_than_half_of_the_texts_is_not_a_mention():
     named = m.names(torch.arange(5))
     assert not named[:, 0].any()  # "water" is in 4 of the 5 texts
     assert named[3, 1] == 1 and len(m) == 1  # "ice" (1 of 5) still counts
+
+
+def test_a_name_too_many_entities_bear_names_none_of_them():
+    k = MAX_NAMESAKES
+    names = ["untitled"] * (k + 1) + ["untitled 1", "mill", "windmill"] + ["mill"] * (k - 1)
+    texts = [None] * (k + 1) + ["untitled 1 near the mill", "a mill by the windmill", "the windmill"]
+    m = Mentions.from_texts(names, texts + [None] * (k - 1))
+    named = m.names(torch.arange(len(names)))
+    mills = [i for i, name in enumerate(names) if name == "mill"]  # k bearers: still mentions
+    assert not named[:, : k + 1].any()  # "untitled": k + 1 bearers, a mention of none
+    assert named[k + 1, mills].all() and named[k + 1].sum() == k
+    assert named[k + 2].tolist() == [float(i == k + 3) for i in range(len(names))]  # own name skipped
+    assert not named[k + 3].any()  # "windmill" is not "mill": whole words only
 
 
 def test_sparse_rows_agree_with_pair_lookups_and_a_new_entity_with_the_same_text():

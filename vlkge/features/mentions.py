@@ -5,7 +5,9 @@ piece of *pastry* over a filling" names its hypernym); a sentence vector keeps t
 and loses those names. ``M[i, j] = 1`` when entity j's name occurs in entity i's text as a whole
 run of words (lower-cased letters and digits; the text's own entity's name is not a mention of
 its namesakes), else 0; a name found in more than half of the texts is a common word there and is
-not counted. The matrix is read from the graph's ``name`` and ``text`` columns, so it
+not counted, and a name more than :data:`MAX_NAMESAKES` entities bear identifies none of them
+(WikiArt: 3,385 artworks titled "Untitled", named by every "Untitled 1"; WordNet's most shared
+lemma names 4 synsets). The matrix is read from the graph's ``name`` and ``text`` columns, so it
 is there for an entity never seen in training exactly as its features are, and a new entity's
 mentions come from its text (and name) alone (:meth:`Mentions.of_new`).
 
@@ -23,6 +25,8 @@ import torch
 from torch import Tensor
 
 _WORD = re.compile(r"[^\W_]+")
+#: a name borne by more entities than this is no mention of any of them
+MAX_NAMESAKES = 10
 
 
 def words(text: str) -> tuple[str, ...]:
@@ -34,11 +38,14 @@ class NameIndex:
     """Entity names as word tuples → the ids of the entities that bear them."""
 
     def __init__(self, names: Sequence[str | None]) -> None:
-        self.ids: dict[tuple[str, ...], list[int]] = defaultdict(list)
+        bearers: dict[tuple[str, ...], list[int]] = defaultdict(list)
         for i, name in enumerate(names):
             key = words(name or "")
             if key:
-                self.ids[key].append(i)
+                bearers[key].append(i)
+        #: names too many entities bear (:data:`MAX_NAMESAKES`): left out of the index
+        self.ambiguous = {key for key, ids in bearers.items() if len(ids) > MAX_NAMESAKES}
+        self.ids = {key: ids for key, ids in bearers.items() if key not in self.ambiguous}
         self.lengths = sorted({len(k) for k in self.ids})
 
     def named_in(self, text: str, own: str | None = None) -> set[int]:
@@ -114,7 +121,7 @@ class Mentions:
         named = sorted(index.named_in(text or "", name))
         out[named] = 1.0
         back = torch.zeros(self.num_entities)
-        if name and words(name):
+        if name and words(name) and words(name) not in index.ambiguous:
             own = NameIndex([name])
             back[[i for i, t in enumerate(texts) if own.named_in(t or "", names[i])]] = 1.0
         return out, back
