@@ -103,17 +103,19 @@ def test_cli_prints_answers_and_refuses_bad_queries(run, tmp_path):
     assert isinstance(done.exception, InputError) and "unknown relation" in str(done.exception)
 
 
-def test_a_new_entity_is_scored_as_the_model_scores_an_unseen_one(run):
-    """Structure + features, the defaults (neutral rows, the prior's features-only view): a new
-    entity with the features of the graph's entity that is absent from train gets the scores the
-    model gives that entity (itself apart), both directions."""
+@pytest.mark.parametrize("rows", ["features", "neutral"])
+def test_a_new_entity_is_scored_as_the_model_scores_an_unseen_one(run, rows):
+    """Structure + features with the prior (the defaults: features-mode rows; and neutral ones):
+    a new entity with the features of the graph's entity that is absent from train gets the
+    scores the model gives that entity (itself apart), both directions."""
     data, _ = run
     graph = read_graph(data / "tiny-vl" / "graph")
-    run_dir = data / "tiny-vl" / "models" / "vl-structure"
-    Trainer(graph, vl_params(), run_dir).fit(show=False, log=None)
+    run_dir = data / "tiny-vl" / "models" / f"vl-structure-{rows}"
+    params = vl_params() if rows == "features" else vl_params(without_structure=rows)
+    Trainer(graph, params, run_dir).fit(show=False, log=None)
     opened = load_run(run_dir, device="cpu")
     model = opened.model
-    assert model.prior is not None and model.entity.neutral
+    assert model.prior is not None and model.entity.neutral == (rows == "neutral")
     text = graph.entities["text"][UNSEEN]
     query = encode_query(tiny_clip(), None, text, opened.features)
     for head in (False, True):
