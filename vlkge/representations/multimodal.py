@@ -181,17 +181,24 @@ class MultimodalRepresentation(EntityRepresentation):
         parts = [structure[:, : self.dim] if m == STRUCTURAL else projected[m] for m in self.modalities]
         real = self.fusion(parts, mask)
         if self.factor == 2:
-            derived = self.to_imaginary(real)
-            if self.gate is not None:
-                derived = torch.sigmoid(self.gate(real)) * derived
             if structure is None:
-                real = torch.cat([real, derived], dim=-1)
-            else:
-                imag = torch.where(has_structure.unsqueeze(-1), structure[:, self.dim :], derived)
-                real = torch.cat([real, imag], dim=-1)
+                imag = self._derived_imaginary(real)
+            else:  # derived only where there is no structural imaginary part (possibly no row:
+                # the layers then get zero gradients, as every parameter must under DDP)
+                missing = (~has_structure).nonzero().squeeze(1)
+                imag = structure[:, self.dim :].index_copy(0, missing, self._derived_imaginary(real[missing]))
+            real = torch.cat([real, imag], dim=-1)
         if self.neutral:  # entities without structure: the zero vector
             real = real * has_structure.unsqueeze(-1).to(real.dtype)
         return real
+
+    def _derived_imaginary(self, real: Tensor) -> Tensor:
+        """The imaginary part [B, d] of entities without structure from their fused real part
+        [B, d]: ``P·real``, or ``σ(G·real) ⊙ P·real`` (``model.imaginary: gated``)."""
+        derived = self.to_imaginary(real)
+        if self.gate is not None:
+            derived = torch.sigmoid(self.gate(real)) * derived
+        return derived
 
     def forward(self, ids: Tensor) -> Tensor:
         """ids [*] → [*, w]: only the rows asked for are computed."""
