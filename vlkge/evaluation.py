@@ -151,6 +151,11 @@ def _rank_direction(
     model, filters, num_relations, candidates, keep = context
     optimistic, pessimistic = torch.zeros_like(triples[:, 0]), torch.zeros_like(triples[:, 0])
     for which, among in _candidate_groups(triples[:, 1], pool):
+        position = None  # entity id → its column among the pool's (-1: not in the pool)
+        if among is not None:
+            position = torch.full((len(candidates),), -1, dtype=torch.long)
+            position[among] = torch.arange(len(among))
+            among = among.to(candidates.device)
         width = len(candidates) if among is None else len(among)
         rows_per_chunk = chunk_rows(width, batch_size, memory_mib)
         for start in range(0, len(which), rows_per_chunk):
@@ -163,7 +168,7 @@ def _rank_direction(
                 num_relations,
                 candidates,
                 among=among,
-                pool=pool,
+                position=position,
                 keep=keep,
                 miss=miss[at],
             )
@@ -192,36 +197,31 @@ def _rank_chunk(
     candidates: Tensor,
     *,
     among: Tensor | None,
-    pool: Tensor | None,
+    position: Tensor | None,
     keep: Tensor | None,
     miss: Tensor,
 ) -> Ranked:
     """Filtered ranks of a chunk [B, 3] of triples in one direction, against every entity or the
-    entity ids ``among`` [P] (one relation's pool: its columns only); ``keep`` [N] bool: entities
-    with a representation (None: all); ``miss`` [B]: queries scored as misses."""
+    entity ids ``among`` [P] (one relation's pool: its columns only; ``position`` [N] the column of
+    each entity id, -1 outside the pool); ``keep`` [N] bool: entities with a representation (None:
+    all); ``miss`` [B]: queries scored as misses."""
     device = candidates.device
     h, r, t = chunk[:, 0], chunk[:, 1], chunk[:, 2]
     anchor, answer = (h, t) if is_tail else (t, h)
     keys = anchor * num_relations + r
     scores = _query_scores(model, keys, num_relations, is_tail, candidates, among)
     rows, cols = (filters.tail if is_tail else filters.head).lookup(keys)
-    if among is None:
-        allowed = None if pool is None else pool[r].to(device)
-    else:  # columns are the pool's members: the filter and the answer as positions among them
-        position = torch.full((len(candidates),), -1, dtype=torch.long)
-        position[among] = torch.arange(len(among))
+    if among is not None:  # columns are the pool's members: the filter and the answer as positions
         cols = position[cols]
         rows, cols = rows[cols >= 0], cols[cols >= 0]
         answer = position[answer]
-        keep = None if keep is None else keep[among.to(device)]
-        allowed = None
+        keep = None if keep is None else keep[among]
         if bool((answer < 0).any()):  # answers outside the pool (misses) point at a column of -inf
             scores = torch.cat([scores, scores.new_full((len(scores), 1), float("-inf"))], dim=1)
             answer = torch.where(answer < 0, len(among), answer)
             keep = torch.ones(len(among), dtype=torch.bool, device=device) if keep is None else keep
             keep = torch.cat([keep, keep.new_zeros(1)])
-    if keep is not None:
-        allowed = keep.expand(len(r), -1) if allowed is None else allowed & keep
+    allowed = None if keep is None else keep.expand(len(r), -1)
     return rank_filtered(
         scores.float(), answer.to(device), (rows.to(device), cols.to(device)), allowed, miss=miss.to(device)
     )
