@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vlkge import components
-from vlkge.gathered import sampled_dot, sampled_l1
+from vlkge import components, gathered
+from vlkge.gathered import l1_all, sampled_dot, sampled_l1
 from vlkge.interactions import make_interaction
 
 BACKBONES = [("transe", 1), ("transe", 2), ("distmult", 2), ("complex", 2), ("rotate", 2)]
@@ -50,6 +50,18 @@ def test_sampled_form_matches_elementwise(name, p):
     tails = torch.where(corrupt_head, t[:, None], index)
     expected = inter.score(ent[heads], rel[r][:, None, :], ent[tails])
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_blocked_l1_matches_cdist_across_block_edges(monkeypatch):
+    """Blocks that cut queries and candidates unevenly (35 queries, 23 candidates) give cdist's
+    distances; with a gradient asked for, it is cdist itself (differentiable)."""
+    monkeypatch.setattr(gathered, "L1_CHUNK_FLOATS", 16 * 7 * 5)  # 5 candidates a block
+    gen = torch.Generator().manual_seed(3)
+    q, c = torch.randn(35, 7, generator=gen), torch.randn(23, 7, generator=gen)
+    torch.testing.assert_close(l1_all(q, c), torch.cdist(q, c, p=1.0))
+    q.requires_grad_(True)
+    l1_all(q, c).sum().backward()
+    assert q.grad is not None and q.grad.abs().sum() > 0
 
 
 def test_known_values():

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vlkge.gathered import sampled_dot, sampled_l1
+from vlkge.gathered import l1_all, sampled_dot, sampled_l1
 
 _EPS = 1e-12
 
@@ -100,7 +100,7 @@ class Interaction(nn.Module):
             if torch.is_grad_enabled() and sq.requires_grad:
                 return self.margin - sq.clamp_min(_EPS).sqrt()
             return sq.clamp_min_(_EPS).sqrt_().neg_().add_(self.margin)
-        return self.margin - torch.cdist(q, candidates, p=1.0)
+        return self.margin - l1_all(q, candidates)
 
     def compare_sampled(
         self, queries: Tensor, table: Tensor, index: Tensor, side: Tensor, sparse: bool = False
