@@ -117,11 +117,11 @@ class KGEModel(nn.Module):
         (:meth:`EntityRepresentation.for_batch`), corrupt_head [B, K] bool: positives [B] and
         sampled corruptions [B, K], with the feature prior's part of each apart."""
         batch, replacement = rows.batch, rows.replacement
-        h, r, t = batch[:, 0], batch[:, 1], batch[:, 2]
-        positive = self.interaction.score(
-            self.entity_rows(h, rows.table), self.relation(r), self.entity_rows(t, rows.table)
-        )
-        negative = self.score_negatives(batch, replacement, corrupt_head, rows.table)
+        ends = self.entity_rows(torch.cat([batch[:, 0], batch[:, 2]]), rows.table)  # one gather
+        h, t = ends.split(len(batch))
+        r = self.relation(batch[:, 1])
+        positive = self.interaction.score(h, r, t)
+        negative = self.score_negatives(h, r, t, replacement, corrupt_head, rows.table)
         if self.prior is None:
             return BatchScores(positive, negative)
         prior = self.prior.in_batch(self.entity, rows, corrupt_head)
@@ -130,12 +130,17 @@ class KGEModel(nn.Module):
         )
 
     def score_negatives(
-        self, batch: Tensor, index: Tensor, corrupt_head: Tensor, table: Tensor | None = None
+        self,
+        h: Tensor,
+        r: Tensor,
+        t: Tensor,
+        index: Tensor,
+        corrupt_head: Tensor,
+        table: Tensor | None = None,
     ) -> Tensor:
-        """Scores of sampled corruptions: batch [B, 3], index [B, K] replacement entities,
-        corrupt_head [B, K] bool (True: the head is replaced, else the tail) → [B, K]."""
-        h, t = self.entity_rows(batch[:, 0], table), self.entity_rows(batch[:, 2], table)
-        r = self.relation(batch[:, 1])
+        """Scores of sampled corruptions of the batch's triples, given their rows h, t [B, w] and
+        relations r [B, w_r]: index [B, K] replacement entities (global ids, or positions in
+        ``table``), corrupt_head [B, K] bool (True: the head is replaced, else the tail) → [B, K]."""
         inter = self.interaction
         queries = torch.stack([inter.head_query(r, t), inter.tail_query(h, r)], dim=1)  # [B, 2, w]
         side = (~corrupt_head).long()

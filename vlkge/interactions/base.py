@@ -122,7 +122,8 @@ class Interaction(nn.Module):
         q_sq = (queries * queries).sum(-1).gather(1, side)  # [B, K]
         # squared norms of the touched rows only: no [N, w] work or gradient per batch
         rows, where = torch.unique(index, return_inverse=True)
-        t_sq = F.embedding(rows, table, sparse=sparse).pow(2).sum(-1)[where]  # [B, K]
+        touched = F.embedding(rows, table, sparse=sparse)
+        t_sq = (touched * touched).sum(-1)[where]  # [B, K]
         return self.margin - (q_sq + t_sq - 2.0 * dots).clamp_min(_EPS).sqrt()
 
     # -- the three score forms -------------------------------------------------------------
