@@ -121,7 +121,7 @@ class KGEModel(nn.Module):
         h, t = ends.split(len(batch))
         r = self.relation(batch[:, 1])
         positive = self.interaction.score(h, r, t)
-        negative = self.score_negatives(h, r, t, replacement, corrupt_head, rows.table)
+        negative = self.score_negatives(h, r, t, replacement, corrupt_head, rows)
         if self.prior is None:
             return BatchScores(positive, negative)
         prior = self.prior.in_batch(self.entity, rows, corrupt_head)
@@ -130,23 +130,19 @@ class KGEModel(nn.Module):
         )
 
     def score_negatives(
-        self,
-        h: Tensor,
-        r: Tensor,
-        t: Tensor,
-        index: Tensor,
-        corrupt_head: Tensor,
-        table: Tensor | None = None,
+        self, h: Tensor, r: Tensor, t: Tensor, index: Tensor, corrupt_head: Tensor, rows: BatchRows
     ) -> Tensor:
         """Scores of sampled corruptions of the batch's triples, given their rows h, t [B, w] and
-        relations r [B, w_r]: index [B, K] replacement entities (global ids, or positions in
-        ``table``), corrupt_head [B, K] bool (True: the head is replaced, else the tail) → [B, K]."""
+        relations r [B, w_r]: index [B, K] replacement entities (as ``rows`` numbers them),
+        corrupt_head [B, K] bool (True: the head is replaced, else the tail) → [B, K]."""
         inter = self.interaction
         queries = torch.stack([inter.head_query(r, t), inter.tail_query(h, r)], dim=1)  # [B, 2, w]
         side = (~corrupt_head).long()
-        if table is None:
+        if rows.negatives is not None:
+            return rows.negatives(queries, index, side)
+        if rows.table is None:
             return inter.compare_sampled(queries, self.entity.all(), index, side, self.entity.sparse)
-        return inter.compare_sampled(queries, table, index, side)
+        return inter.compare_sampled(queries, rows.table, index, side)
 
     def score_tails(
         self, h: Tensor, r: Tensor, candidates: Tensor | None = None, among: Tensor | None = None

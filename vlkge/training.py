@@ -283,10 +283,13 @@ class Trainer:
     def _batch_rows(self, batch: Tensor, replacement: Tensor) -> BatchRows:
         """What this batch is scored against (:meth:`EntityRepresentation.for_batch`): multimodal
         runs compute the rows of the entities it touches (the positives re-encoded when
-        fine-tuning, structure dropped at ``train.structure_dropout``); a table is read in place."""
+        fine-tuning, structure dropped at ``train.structure_dropout``), or under a dot-product
+        backbone only its heads' and tails' rows; a table is read in place."""
         fresh = None if self.tuner is None else self.tuner.fresh
         drop = self._structure_drop if self.spec.structure_dropout > 0 else None
-        return self.model.entity.for_batch(batch, replacement, fresh=fresh, drop=drop)
+        # the regulariser reads every touched entity's row: then all rows are computed
+        linear = self.model.interaction.linear_in_candidates and not self.spec.regularization
+        return self.model.entity.for_batch(batch, replacement, fresh=fresh, drop=drop, linear=linear)
 
     def _structure_drop(self, count: int) -> Tensor:
         """[count] bool: the entities of a batch represented without their structure."""

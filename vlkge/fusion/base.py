@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def weighted_sum(parts: Sequence[Tensor], weights: Tensor) -> Tensor:
@@ -17,3 +17,16 @@ def weighted_sum(parts: Sequence[Tensor], weights: Tensor) -> Tensor:
     for m in range(1, len(parts)):
         out = torch.addcmul(out, parts[m], weights[:, m : m + 1])
     return out
+
+
+class MaskWeightedFusion(nn.Module):
+    """A fusion whose weights depend on the modality mask only (and learned constants), not on
+    the parts: fused = Σ_m weights(mask)[:, m] · part_m is linear in each part, which lets a
+    linear scorer take the parts apart (:mod:`vlkge.representations.linear_negatives`)."""
+
+    def weights(self, mask: Tensor) -> Tensor:
+        """mask [B, M] bool → weights [B, M]."""
+        raise NotImplementedError
+
+    def forward(self, parts: Sequence[Tensor], mask: Tensor) -> Tensor:
+        return weighted_sum(parts, self.weights(mask).to(parts[0].dtype))

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor, nn
 
-from vlkge.fusion.base import weighted_sum
+from vlkge.fusion.base import MaskWeightedFusion
 
 
-class WeightedFusion(nn.Module):
+class WeightedFusion(MaskWeightedFusion):
     """One learned logit per modality; parts M × [B, d], mask [B, M] → Σ w_m · part_m [B, d]."""
 
     def __init__(self, num_modalities: int, dim: int) -> None:
@@ -22,6 +20,3 @@ class WeightedFusion(nn.Module):
         logits = self.logits.expand(mask.shape).masked_fill(~mask, float("-inf"))
         weights = torch.softmax(logits, dim=-1)
         return torch.nan_to_num(weights, nan=0.0)  # rows with no modality: all -inf → 0
-
-    def forward(self, parts: Sequence[Tensor], mask: Tensor) -> Tensor:
-        return weighted_sum(parts, self.weights(mask))

@@ -66,6 +66,12 @@ class Interaction(nn.Module):
         """True when :meth:`entity_view` is not the identity (the sampled form then gathers rows)."""
         return False
 
+    @property
+    def linear_in_candidates(self) -> bool:
+        """True when a candidate's score is a dot product of a query with its row as stored, so a
+        linear representation may score candidates without computing their rows."""
+        return self.kernel == "dot" and not self.views_entities
+
     def entity_view(self, x: Tensor) -> Tensor:
         """An entity vector [..., w] as the score reads it: the identity here; a backbone may
         transform it in the forward pass (TransE's ``normalize_entities``), differentiably."""

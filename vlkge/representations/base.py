@@ -46,6 +46,10 @@ class BatchRows:
     ids: Tensor | None = None
     #: [U] bool: which of those entities have their structure in this step (after dropout)
     structured: Tensor | None = None
+    #: the replacement rows scored without computing them (:mod:`vlkge.representations.linear_negatives`):
+    #: (queries [B, S, w], replacement [B, K] positions, side [B, K]) → [B, K]. With it, ``table``
+    #: holds only the first positions, the entities of ``batch``'s own heads and tails.
+    negatives: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
 
     def global_ids(self, local: Tensor) -> Tensor:
         """Positions in ``table`` → entity ids of the graph."""
@@ -72,10 +76,17 @@ class EntityRepresentation(nn.Module):
         return self(ids)
 
     def for_batch(
-        self, batch: Tensor, replacement: Tensor, *, fresh: Fresh | None = None, drop: Drop | None = None
+        self,
+        batch: Tensor,
+        replacement: Tensor,
+        *,
+        fresh: Fresh | None = None,
+        drop: Drop | None = None,
+        linear: bool = False,
     ) -> BatchRows:
         """batch [B, 3], replacement [B, K] → :class:`BatchRows`: by default the representations
-        are scored in place (no table, ids unchanged)."""
+        are scored in place (no table, ids unchanged). ``linear``: the caller scores candidates
+        linearly in their rows (a dot product), so replacements may come as ``negatives``."""
         return BatchRows(None, batch, replacement)
 
     @property

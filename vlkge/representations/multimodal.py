@@ -40,9 +40,11 @@ from torch import Tensor, nn
 from vlkge.errors import InputError
 from vlkge.features.inputs import EntityInputs
 from vlkge.fusion import make_fusion
+from vlkge.fusion.base import MaskWeightedFusion
 from vlkge.gathered import sampled_dot
 from vlkge.modalities import FEATURE_MODALITIES, STRUCTURAL
 from vlkge.representations.base import BatchRows, Drop, EntityRepresentation, Fresh, FreshRows
+from vlkge.representations.linear_negatives import LinearNegatives
 from vlkge.representations.structural import StructuralEmbedding
 
 #: a stored feature row whose norm is within this of 1 is taken as a unit vector as it is
@@ -51,13 +53,24 @@ UNIT_TOLERANCE = 1e-5
 SCARCE_SHARE = 0.25
 
 
-def renumber_entities(batch: Tensor, replacement: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def renumber_entities(
+    batch: Tensor, replacement: Tensor, ends_first: bool = False
+) -> tuple[Tensor, Tensor, Tensor]:
     """The distinct entities of batch [B, 3] and replacement [B, K] → (ids [U] sorted, batch and
-    replacement with their entities renumbered as positions in ``ids``)."""
+    replacement with their entities renumbered as positions in ``ids``). ``ends_first``: the
+    entities of the batch's heads and tails take the first positions (ids sorted within each of
+    the two groups)."""
     b = len(batch)
     ids, local = torch.unique(
         torch.cat([batch[:, 0], batch[:, 2], replacement.reshape(-1)]), return_inverse=True
     )
+    if ends_first:
+        later = torch.ones(len(ids), dtype=torch.bool, device=ids.device)
+        later[local[: 2 * b]] = False
+        order = torch.argsort(later.to(torch.uint8), stable=True)  # ends first, each group sorted
+        position = torch.empty_like(order)
+        position[order] = torch.arange(len(ids), device=ids.device)
+        ids, local = ids[order], position[local]
     batch = torch.stack([local[:b], batch[:, 1], local[b : 2 * b]], dim=1)
     return ids, batch, local[2 * b :].view_as(replacement)
 
@@ -151,16 +164,22 @@ class MultimodalRepresentation(EntityRepresentation):
 
     def unit_dot_sampled(self, modality: str, queries: Tensor, index: Tensor, side: Tensor) -> Tensor:
         """out[b, k] = ⟨queries[b, side[b, k]], x̂[index[b, k]]⟩ for the unit table x̂ of ``modality``
-        (:func:`vlkge.gathered.sampled_dot`: queries [B, S, d_m], index [B, K] entity ids, side
-        [B, K] → [B, K]; differentiable in ``queries``). Pairs whose entity lacks the modality are
-        0; for a scarce modality (most entities lack it: images of a few entities) only the others
-        are computed, from their gathered rows."""
-        unit = self.unit_table(modality)
+        (:meth:`dot_sampled`)."""
+        return self.dot_sampled(modality, self.unit_table(modality), queries, index, side)
+
+    def dot_sampled(
+        self, modality: str, table: Tensor, queries: Tensor, index: Tensor, side: Tensor
+    ) -> Tensor:
+        """out[b, k] = ⟨queries[b, side[b, k]], table[index[b, k]]⟩ for a table [N, d_m] of
+        ``modality`` (:func:`vlkge.gathered.sampled_dot`: queries [B, S, d_m], index [B, K] entity
+        ids, side [B, K] → [B, K]; differentiable in ``queries``). Pairs whose entity lacks the
+        modality are 0; for a scarce modality (most entities lack it: images of a few entities)
+        only the others are computed, from their gathered rows."""
         if not self.scarce[modality]:
-            return sampled_dot(queries, unit, index, side)
+            return sampled_dot(queries, table, index, side)
         have = self.mask[:, self.modalities.index(modality)][index]  # [B, K]
         at = have.nonzero(as_tuple=True)
-        found = (queries[at[0], side[at]] * unit[index[at]]).sum(-1)  # [P]
+        found = (queries[at[0], side[at]] * table[index[at]]).sum(-1)  # [P]
         return torch.zeros(index.shape, dtype=queries.dtype, device=queries.device).index_put(at, found)
 
     def unit_tables(self) -> tuple[Tensor, ...]:
@@ -213,17 +232,37 @@ class MultimodalRepresentation(EntityRepresentation):
         return self.rows(torch.arange(self.num_entities, device=self.mask.device), fresh, drop_structure)
 
     def for_batch(
-        self, batch: Tensor, replacement: Tensor, *, fresh: Fresh | None = None, drop: Drop | None = None
+        self,
+        batch: Tensor,
+        replacement: Tensor,
+        *,
+        fresh: Fresh | None = None,
+        drop: Drop | None = None,
+        linear: bool = False,
     ) -> BatchRows:
         """The representations of the entities a training batch touches, [U, w], with batch [B, 3]
         and replacement [B, K] renumbered into its rows. ``fresh``: re-encodes the positives'
         entities (fine-tuning); ``drop``: which of the U entities lose their structure
-        (``train.structure_dropout``)."""
-        ids, batch, replacement = renumber_entities(batch, replacement)
+        (``train.structure_dropout``). ``linear`` (the caller scores candidates by a dot product)
+        with a fusion that weighs its parts by the mask alone and real rows: only the batch's own
+        heads and tails get rows (numbered first), the replacements are scored by
+        :class:`LinearNegatives`."""
+        factorised = (
+            linear and fresh is None and self.factor == 1 and isinstance(self.fusion, MaskWeightedFusion)
+        )
+        ids, batch, replacement = renumber_entities(batch, replacement, ends_first=factorised)
         fresh_rows = None if fresh is None else fresh(ids[torch.cat([batch[:, 0], batch[:, 2]])])
         dropped = None if drop is None else drop(len(ids))
-        _, structured = self._without_structure(self.mask[ids], self.has_structure[ids], dropped)
-        return BatchRows(self.rows(ids, fresh_rows, dropped), batch, replacement, ids, structured)
+        mask, structured = self._without_structure(self.mask[ids], self.has_structure[ids], dropped)
+        if not factorised:
+            return BatchRows(self.rows(ids, fresh_rows, dropped), batch, replacement, ids, structured)
+        ends = int(batch[:, [0, 2]].max()) + 1  # the heads' and tails' entities: positions [0, ends)
+        table = self.rows(ids[:ends], None, None if dropped is None else dropped[:ends])
+        weights = self.fusion.weights(mask)
+        if self.neutral:
+            weights = weights * structured.unsqueeze(1).to(weights.dtype)
+        negatives = LinearNegatives(self, ids, weights)
+        return BatchRows(table, batch, replacement, ids, structured, negatives)
 
     def rows(
         self, ids: Tensor, fresh: FreshRows | None = None, drop_structure: Tensor | None = None

@@ -1,0 +1,80 @@
+"""A training batch's sampled corruptions scored without computing their fused rows.
+
+Under a fusion that weighs its parts by the modality mask only (average, weighted:
+:class:`vlkge.fusion.base.MaskWeightedFusion`) the fused row of entity e is
+e = Σ_m w_m(e)·part_m(e), with part_m = W_m·x_m(e) + b_m for a feature modality (x_m frozen) and
+the structural row s(e). A backbone that scores a candidate by a dot product with a query q
+(DistMult) then scores it as
+
+    ⟨q, e⟩ = w_s(e)·⟨q, s(e)⟩ + Σ_m w_m(e)·(⟨W_mᵀq, x_m(e)⟩ + ⟨q, b_m⟩).
+
+Each step multiplies the B·S queries by each W_m ([B·S, d]·[d, d_m]) instead of projecting the
+features of every entity the negatives touch ([U, d_m]·[d_m, d] with U ≈ all entities at 100
+negatives), and reads s and x_m in place with the sampled kernel; a modality fewer of those
+entities have than there are queries (images of a few entities) is projected for them instead.
+The gradients are those of scoring the fused rows (tests/test_linear_negatives.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from vlkge.gathered import sampled_dot
+from vlkge.modalities import STRUCTURAL
+
+if TYPE_CHECKING:
+    from vlkge.representations.multimodal import MultimodalRepresentation
+
+#: a modality is projected for the step's entities that have it when they are fewer than this
+#: many per query (else the queries are taken to its space): the smaller product
+ROWS_PER_QUERY = 1.0
+
+
+class LinearNegatives:
+    """(queries [B, S, d], replacement [B, K] positions in ``ids``, side [B, K]) → [B, K]:
+    ⟨queries[b, side[b, k]], fused row of ids[replacement[b, k]]⟩, for entities whose part
+    weights this step are ``weights`` [U, M] (the fusion's, after structure dropout)."""
+
+    def __init__(self, reps: MultimodalRepresentation, ids: Tensor, weights: Tensor) -> None:
+        self.reps, self.ids, self.weights = reps, ids, weights
+
+    def __call__(self, queries: Tensor, replacement: Tensor, side: Tensor) -> Tensor:
+        reps = self.reps
+        entities = self.ids[replacement]  # [B, K] global ids
+        weights = self.weights[replacement]  # [B, K, M]
+        out = torch.zeros(replacement.shape, dtype=queries.dtype, device=queries.device)
+        for i, m in enumerate(reps.modalities):
+            if m == STRUCTURAL:
+                structure = reps.structure
+                dots = sampled_dot(queries, structure.weight, entities, side, structure.sparse)
+            else:
+                dots = self._feature_dots(m, i, queries, replacement, side)
+            out = torch.addcmul(out, weights[..., i], dots)
+        return out
+
+    def _feature_dots(
+        self, modality: str, column: int, queries: Tensor, replacement: Tensor, side: Tensor
+    ) -> Tensor:
+        """⟨q, W_m x_m(e) + b_m⟩ [B, K] (0 where e lacks the modality): the queries taken to the
+        features' space, or, when fewer of the step's entities have the modality than there are
+        queries (images of a few entities), those entities' features projected and the pairs
+        that have it gathered."""
+        reps, projection = self.reps, self.reps.projections[modality]
+        have = reps.mask[self.ids, column]  # [U]
+        if int(have.sum()) >= ROWS_PER_QUERY * queries.shape[0] * queries.shape[1]:
+            table, entities = reps.feature_table(modality), self.ids[replacement]
+            dots = reps.dot_sampled(modality, table, queries @ projection.weight, entities, side)
+            if projection.bias is not None:
+                dots = dots + (queries @ projection.bias).gather(1, side)
+            return dots
+        holders = have.nonzero().squeeze(1)  # positions in ids
+        projected = projection(reps.feature_table(modality)[self.ids[holders]])  # [U_m, d]
+        slot = torch.full_like(have, -1, dtype=torch.long)
+        slot[holders] = torch.arange(len(holders), device=slot.device)
+        pair_slot = slot[replacement]  # [B, K]
+        at = (pair_slot >= 0).nonzero(as_tuple=True)
+        found = (queries[at[0], side[at]] * projected[pair_slot[at]]).sum(-1)
+        return torch.zeros(replacement.shape, dtype=queries.dtype, device=queries.device).index_put(at, found)
