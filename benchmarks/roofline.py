@@ -16,7 +16,10 @@ structural,visual,textual`` over the graph's feature store STORE: average fusion
 with text mentions): per backbone the structure-only epoch, the VL epoch, and the matmul floor of the
 projections that epoch must compute — per step and modality, the forward product of the batch's
 distinct entities' features [U_m, d_m] with the projection and its weight gradient (the features
-are frozen: no input gradient), timed alone on matrices of the same shapes in the same run.
+are frozen: no input gradient), timed alone on matrices of the same shapes in the same run; under
+a dot-product backbone, whose negatives are scored from the parts, also the products that take the
+queries to each feature space. "every-row floor": the projections of every entity a step touches,
+what the epoch computed before (issue 12's reference).
 
 ``--profile`` times ``--batches`` training steps phase by phase (sampling, positive scores =
 the gathers of h, r, t, negative scores = the sampled kernel, loss, backward, optimiser) and
@@ -28,6 +31,7 @@ plus time descheduled on a loaded machine.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 import time
@@ -43,6 +47,7 @@ import common
 from vlkge.config import load_config
 from vlkge.evaluation import evaluate
 from vlkge.ranking import Filters
+from vlkge.representations import linear_negatives
 from vlkge.training import Trainer, softplus_loss
 
 
@@ -86,6 +91,32 @@ def projection_floor(rows: dict[str, list[int]], widths: dict[str, int], dim: in
     return total
 
 
+def query_floor(queries: dict[str, list[int]], widths: dict[str, int], dim: int) -> float:
+    """Seconds of the products that take a step's Q queries to a modality's feature space
+    (negatives scored from the parts, :mod:`vlkge.representations.linear_negatives`): forward
+    [Q, d] @ [d, d_m], and the query and weight gradients (best of 5 each, per distinct size)."""
+    total = 0.0
+    for m, counts in queries.items():
+        weight = torch.randn(dim, widths[m])
+        cache: dict[int, float] = {}
+        for q in counts:
+            if q not in cache:
+                x, grad = torch.randn(q, dim), torch.randn(q, widths[m])
+                cache[q] = sum(_best(a, b) for a, b in ((x, weight), (grad, weight.T), (x.T, grad)))
+            total += cache[q]
+    return total
+
+
+def _best(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Best of 5 timings of a @ b."""
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
 def measure_vl(graph, backbone: str, store: str, epochs: int, workdir: Path) -> dict[str, float]:
     """Structure-only and VL seconds per epoch (last of ``epochs``) and the VL epoch's projection
     floor (:func:`projection_floor`, from the row counts its projections actually saw)."""
@@ -101,20 +132,46 @@ def measure_vl(graph, backbone: str, store: str, epochs: int, workdir: Path) -> 
     trainer = Trainer(graph, config, workdir / f"{backbone}-vl")
     reps = trainer.model.entity
     rows: dict[str, list[int]] = {m: [] for m in reps.feature_modalities}
+    queries: dict[str, list[int]] = {m: [] for m in reps.feature_modalities}
     for m in reps.feature_modalities:
         reps.projections[m].register_forward_hook(
             lambda module, args, out, m=m: rows[m].append(int(args[0].shape[0])) if module.training else None
         )
+    names = {id(reps.projections[m]): m for m in reps.feature_modalities}
+    to_space = linear_negatives.to_feature_space
+
+    def counted(q: torch.Tensor, projection: torch.nn.Module) -> torch.Tensor:
+        queries[names[id(projection)]].append(int(q.shape[0] * q.shape[1]))
+        return to_space(q, projection)
+
+    linear_negatives.to_feature_space = counted
+    # what projecting every entity a step touches would cost (the code before negatives were
+    # scored from the parts): U_m per step and modality
+    touched: dict[str, list[int]] = {m: [] for m in reps.feature_modalities}
+    init = linear_negatives.LinearNegatives.__init__
+
+    def noted(self, reps_, ids, weights) -> None:
+        for m in reps_.feature_modalities:
+            touched[m].append(int(reps_.mask[ids, reps_.modalities.index(m)].sum()))
+        init(self, reps_, ids, weights)
+
+    linear_negatives.LinearNegatives.__init__ = noted
     for e in range(1, epochs + 1):
         for counts in rows.values():
             counts.clear()
+        for counts in (*queries.values(), *touched.values()):
+            counts.clear()
         vl_s = trainer.train_epoch(e, show=False)["seconds"]
+    linear_negatives.to_feature_space = to_space
+    linear_negatives.LinearNegatives.__init__ = init
     widths = {m: int(reps.feature_table(m).shape[1]) for m in reps.feature_modalities}
     return {
         "structure_s": plain_s,
         "vl_s": vl_s,
-        "floor_s": projection_floor(rows, widths, 768),
+        "floor_s": projection_floor(rows, widths, 768) + query_floor(queries, widths, 768),
         "rows": {m: sum(c) / max(len(c), 1) for m, c in rows.items()},
+        "queries": {m: sum(c) / max(len(c), 1) for m, c in queries.items()},
+        "every_row_floor_s": projection_floor(touched, widths, 768) if any(touched.values()) else math.nan,
     }
 
 
@@ -211,14 +268,16 @@ def main() -> None:
         if args.vl:
             print(
                 f"{'backbone':9s} {'structure s/epoch':>17s} {'VL s/epoch':>10s} {'floor s':>8s} "
-                f"{'VL / floor':>10s} {'VL / structure':>14s}  mean rows per step"
+                f"{'VL / floor':>10s} {'VL / structure':>14s} {'every-row floor s':>17s}  "
+                "mean rows (queries) per step"
             )
             for backbone in args.backbones.split(","):
                 r = measure_vl(graph, backbone, args.vl, args.epochs, Path(tmp))
-                rows = ", ".join(f"{m} {n:,.0f}" for m, n in r["rows"].items())
+                rows = ", ".join(f"{m} {n:,.0f} ({r['queries'][m]:,.0f})" for m, n in r["rows"].items())
                 print(
                     f"{backbone:9s} {r['structure_s']:17.2f} {r['vl_s']:10.2f} {r['floor_s']:8.2f} "
-                    f"{r['vl_s'] / r['floor_s']:10.2f} {r['vl_s'] / r['structure_s']:14.2f}  {rows}"
+                    f"{r['vl_s'] / r['floor_s']:10.2f} {r['vl_s'] / r['structure_s']:14.2f} "
+                    f"{r['every_row_floor_s']:17.2f}  {rows}"
                 )
             return
         if args.profile:

@@ -105,6 +105,13 @@ class _SampledDot(torch.autograd.Function):
         return grad_q, grad_t, None, None, None
 
 
+def pair_queries(queries: Tensor, at: tuple[Tensor, Tensor], side: Tensor) -> Tensor:
+    """The query rows of chosen pairs: queries [B, S, w], pairs ``at`` (rows b, columns k) of
+    side [B, K] → queries[b, side[b, k]] [P, w], by one row gather of the flattened queries."""
+    b, n_side, w = queries.shape
+    return queries.reshape(b * n_side, w).index_select(0, at[0] * n_side + side[at])
+
+
 def sampled_dot(queries: Tensor, table: Tensor, index: Tensor, side: Tensor, sparse: bool = False) -> Tensor:
     """out[b, k] = ⟨queries[b, side[b, k]], table[index[b, k]]⟩.
 

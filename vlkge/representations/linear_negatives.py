@@ -20,9 +20,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from vlkge.gathered import sampled_dot
+from vlkge.gathered import pair_queries, sampled_dot
 from vlkge.modalities import STRUCTURAL
 
 if TYPE_CHECKING:
@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 #: a modality is projected for the step's entities that have it when they are fewer than this
 #: many per query (else the queries are taken to its space): the smaller product
 ROWS_PER_QUERY = 1.0
+
+
+def to_feature_space(queries: Tensor, projection: nn.Linear) -> Tensor:
+    """queries [B, S, d] → W_mᵀq [B, S, d_m] for the projection W_m [d, d_m] of a modality."""
+    return queries @ projection.weight
 
 
 class LinearNegatives:
@@ -66,7 +71,7 @@ class LinearNegatives:
         have = reps.mask[self.ids, column]  # [U]
         if int(have.sum()) >= ROWS_PER_QUERY * queries.shape[0] * queries.shape[1]:
             table, entities = reps.feature_table(modality), self.ids[replacement]
-            dots = reps.dot_sampled(modality, table, queries @ projection.weight, entities, side)
+            dots = reps.dot_sampled(modality, table, to_feature_space(queries, projection), entities, side)
             if projection.bias is not None:
                 dots = dots + (queries @ projection.bias).gather(1, side)
             return dots
@@ -76,5 +81,5 @@ class LinearNegatives:
         slot[holders] = torch.arange(len(holders), device=slot.device)
         pair_slot = slot[replacement]  # [B, K]
         at = (pair_slot >= 0).nonzero(as_tuple=True)
-        found = (queries[at[0], side[at]] * projected[pair_slot[at]]).sum(-1)
+        found = torch.linalg.vecdot(pair_queries(queries, at, side), projected.index_select(0, pair_slot[at]))
         return torch.zeros(replacement.shape, dtype=queries.dtype, device=queries.device).index_put(at, found)
