@@ -66,6 +66,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "vlkge.modalities",
             "vlkge.devices",
             "vlkge.provenance",
+            "vlkge.positions",
         ),
     ),
 ]

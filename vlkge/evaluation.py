@@ -18,6 +18,7 @@ from torch import Tensor
 from vlkge.errors import InputError
 from vlkge.graph import Graph
 from vlkge.model import KGEModel
+from vlkge.positions import positions_among
 from vlkge.ranking import Filters, Ranked, candidate_pools, rank_filtered
 
 log = logging.getLogger(__name__)
@@ -153,8 +154,7 @@ def _rank_direction(
     for which, among in _candidate_groups(triples[:, 1], pool):
         position = None  # entity id → its column among the pool's (-1: not in the pool)
         if among is not None:
-            position = torch.full((len(candidates),), -1, dtype=torch.long)
-            position[among] = torch.arange(len(among))
+            position = positions_among(among, len(candidates))
             among = among.to(candidates.device)
         width = len(candidates) if among is None else len(among)
         rows_per_chunk = chunk_rows(width, batch_size, memory_mib)

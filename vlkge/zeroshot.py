@@ -30,6 +30,7 @@ from vlkge.errors import ConfigError, InputError
 from vlkge.evaluation import RankResult, evaluation_triples, summarize
 from vlkge.features.plan import relation_words
 from vlkge.graph import Graph
+from vlkge.positions import positions_among
 from vlkge.ranking import Filters, candidate_pools, rank_filtered
 
 DEFAULT_PROMPT = "A picture of something that {relation}: {name}."
@@ -128,8 +129,7 @@ def zero_shot(
     head_vecs, counts = query_embeddings(graph, heads, encoder, query, batch_size)
     if log is not None:
         log(f"queries from image {counts['image']:,}, text {counts['text']:,}, name {counts['name']:,}")
-    head_row = torch.full((graph.num_entities,), -1, dtype=torch.long)
-    head_row[heads] = torch.arange(len(heads))
+    head_row = positions_among(heads, graph.num_entities)
     ranker = _Ranker(graph, encoder, prompts, pools_mode, batch_size, top_k)
     for rel in torch.unique(triples[:, 1]).tolist():
         chunk = triples[triples[:, 1] == rel]

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from vlkge.positions import positions_among
+
 _WORD = re.compile(r"[^\W_]+")
 #: a name borne by more entities than this is no mention of any of them
 MAX_NAMESAKES = 10
@@ -146,9 +148,7 @@ def _dense(csr: tuple[Tensor, Tensor], ids: Tensor, n: int, among: Tensor | None
     col = cols[torch.repeat_interleave(start, count) + within]
     width = n
     if among is not None:
-        position = torch.full((n,), -1, dtype=torch.long)
-        position[among.long().cpu()] = torch.arange(len(among))
-        col = position[col]
+        col = positions_among(among.long().cpu(), n)[col]
         row, col, width = row[col >= 0], col[col >= 0], len(among)
     out = torch.zeros(len(cpu), width)
     out[row, col] = 1.0

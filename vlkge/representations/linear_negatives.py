@@ -17,16 +17,31 @@ The gradients are those of scoring the fused rows (tests/test_linear_negatives.p
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 
 from vlkge.gathered import pair_queries, sampled_dot
 from vlkge.modalities import STRUCTURAL
+from vlkge.positions import positions_among
+from vlkge.representations.structural import StructuralEmbedding
 
-if TYPE_CHECKING:
-    from vlkge.representations.multimodal import MultimodalRepresentation
+
+class Parts(Protocol):
+    """What the scorer reads of a multimodal representation (:class:`MultimodalRepresentation`)."""
+
+    modalities: tuple[str, ...]
+    structure: StructuralEmbedding | None
+    projections: nn.ModuleDict
+    mask: Tensor
+
+    def feature_table(self, modality: str) -> Tensor: ...
+
+    def dot_sampled(
+        self, modality: str, table: Tensor, queries: Tensor, index: Tensor, side: Tensor
+    ) -> Tensor: ...
+
 
 #: a modality is projected for the step's entities that have it when they are fewer than this
 #: many per query (else the queries are taken to its space): the smaller product
@@ -43,7 +58,7 @@ class LinearNegatives:
     ⟨queries[b, side[b, k]], fused row of ids[replacement[b, k]]⟩, for entities whose part
     weights this step are ``weights`` [U, M] (the fusion's, after structure dropout)."""
 
-    def __init__(self, reps: MultimodalRepresentation, ids: Tensor, weights: Tensor) -> None:
+    def __init__(self, reps: Parts, ids: Tensor, weights: Tensor) -> None:
         self.reps, self.ids, self.weights = reps, ids, weights
 
     def __call__(self, queries: Tensor, replacement: Tensor, side: Tensor) -> Tensor:
@@ -77,9 +92,7 @@ class LinearNegatives:
             return dots
         holders = have.nonzero().squeeze(1)  # positions in ids
         projected = projection(reps.feature_table(modality)[self.ids[holders]])  # [U_m, d]
-        slot = torch.full_like(have, -1, dtype=torch.long)
-        slot[holders] = torch.arange(len(holders), device=slot.device)
-        pair_slot = slot[replacement]  # [B, K]
+        pair_slot = positions_among(holders, len(have))[replacement]  # [B, K]
         at = (pair_slot >= 0).nonzero(as_tuple=True)
         found = torch.linalg.vecdot(pair_queries(queries, at, side), projected.index_select(0, pair_slot[at]))
         return torch.zeros(replacement.shape, dtype=queries.dtype, device=queries.device).index_put(at, found)
