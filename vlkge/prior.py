@@ -116,11 +116,13 @@ class FeaturePrior(nn.Module):
             total = total + reps.unit_dot_sampled(modality, block.contiguous(), index, side)
         return total
 
-    def _candidates(self, reps: EntityRepresentation, side: int, r: Tensor, among: Tensor | None) -> Tensor:
+    def _candidates(
+        self, reps: EntityRepresentation, side: int, r: Tensor, among: Tensor | None, structured: Tensor
+    ) -> Tensor:
         """τˢ_r of every entity (of ``among`` [P]) as the candidate on ``side`` of r [B] → [B, N]
-        ([B, P]): typing + offset."""
+        ([B, P]): typing + offset; ``structured`` [N] ([P]): which of those candidates have
+        structure."""
         units = reps.unit_tables()
-        structured = reps.structured() if among is None else reps.structured()[among]
         offsets = self._offset(side, r.unsqueeze(1), structured.unsqueeze(0))
         for weights, unit in zip(_blocks(self.typing[side, r], units), units, strict=True):
             offsets = offsets + weights @ (unit if among is None else unit[among]).T
@@ -151,11 +153,12 @@ class FeaturePrior(nn.Module):
         if self.typing is None:
             return joint
         structured = reps.structured()
-        candidates = self._candidates(reps, side, r, among) + self._mention(ALONE, r.unsqueeze(1), found)
+        candidate_structured = structured if among is None else structured[among]
+        candidates = self._candidates(reps, side, r, among, candidate_structured)
+        candidates = candidates + self._mention(ALONE, r.unsqueeze(1), found)
         given = self._fit(1 - side, r, reps.unit_features(anchor))
         given = given + self._offset(1 - side, r, structured[anchor])
         alone = self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
-        candidate_structured = structured if among is None else structured[among]
         both = structured[anchor].unsqueeze(1) & candidate_structured.unsqueeze(0)  # [B, N]
         return torch.where(both, joint, alone)
 
@@ -174,7 +177,9 @@ class FeaturePrior(nn.Module):
         found = None if mentions is None or self.mentions is None else oriented(mentions, side)
         if self.typing is None:
             return self.weight[r].unsqueeze(1) * sim + self._mention(JOINT, r.unsqueeze(1), found)
-        candidates = self._candidates(reps, side, r, None) + self._mention(ALONE, r.unsqueeze(1), found)
+        candidates = self._candidates(reps, side, r, None, reps.structured()) + self._mention(
+            ALONE, r.unsqueeze(1), found
+        )
         given = self._fit(1 - side, r, reps.unit_of_features(features)) + self.unstructured[1 - side, r]
         return self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
 
