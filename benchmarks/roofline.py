@@ -71,14 +71,6 @@ def projection_floor(rows: dict[str, list[int]], widths: dict[str, int], dim: in
     count U_m (``rows[m]``), forward [U_m, d_m] @ [d_m, d] and weight gradient [d, U_m] @ [U_m, d_m]
     (best of 5 each, per distinct size)."""
 
-    def best(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> float:
-        times = []
-        for _ in range(5):
-            t = time.perf_counter()
-            a @ b if bias is None else torch.addmm(bias, a, b)
-            times.append(time.perf_counter() - t)
-        return min(times)
-
     total = 0.0
     for m, counts in rows.items():
         weight, bias = torch.randn(dim, widths[m]), torch.randn(dim)
@@ -86,7 +78,7 @@ def projection_floor(rows: dict[str, list[int]], widths: dict[str, int], dim: in
         for u in counts:
             if u not in cache:
                 x, grad = torch.randn(u, widths[m]), torch.randn(u, dim)
-                cache[u] = best(x, weight.T, bias) + best(grad.T, x)
+                cache[u] = _best(x, weight.T, bias) + _best(grad.T, x)
             total += cache[u]
     return total
 
@@ -107,12 +99,12 @@ def query_floor(queries: dict[str, list[int]], widths: dict[str, int], dim: int)
     return total
 
 
-def _best(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Best of 5 timings of a @ b."""
+def _best(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> float:
+    """Best of 5 timings of a @ b (+ bias, fused)."""
     times = []
     for _ in range(5):
         t = time.perf_counter()
-        a @ b
+        a @ b if bias is None else torch.addmm(bias, a, b)
         times.append(time.perf_counter() - t)
     return min(times)
 

@@ -105,11 +105,18 @@ class _SampledDot(torch.autograd.Function):
         return grad_q, grad_t, None, None, None
 
 
-def pair_queries(queries: Tensor, at: tuple[Tensor, Tensor], side: Tensor) -> Tensor:
-    """The query rows of chosen pairs: queries [B, S, w], pairs ``at`` (rows b, columns k) of
-    side [B, K] → queries[b, side[b, k]] [P, w], by one row gather of the flattened queries."""
+def dot_of_chosen_pairs(
+    queries: Tensor, table: Tensor, index: Tensor, side: Tensor, chosen: Tensor
+) -> Tensor:
+    """out[b, k] = ⟨queries[b, side[b, k]], table[index[b, k]]⟩ where ``chosen`` [B, K] (bool),
+    else 0: queries [B, S, w], table [N, w], index and side [B, K] → [B, K]. Only the chosen pairs
+    are gathered (one row gather of the flattened queries, one of the table): a modality few
+    entities have. ``index`` is read only where chosen. Differentiable in queries and table."""
     b, n_side, w = queries.shape
-    return queries.reshape(b * n_side, w).index_select(0, at[0] * n_side + side[at])
+    at = chosen.nonzero(as_tuple=True)
+    rows = queries.reshape(b * n_side, w).index_select(0, at[0] * n_side + side[at])
+    found = torch.linalg.vecdot(rows, table.index_select(0, index[at]))  # [P]
+    return torch.zeros(index.shape, dtype=queries.dtype, device=queries.device).index_put(at, found)
 
 
 def sampled_dot(queries: Tensor, table: Tensor, index: Tensor, side: Tensor, sparse: bool = False) -> Tensor:

@@ -177,9 +177,8 @@ class FeaturePrior(nn.Module):
         found = None if mentions is None or self.mentions is None else oriented(mentions, side)
         if self.typing is None:
             return self.weight[r].unsqueeze(1) * sim + self._mention(JOINT, r.unsqueeze(1), found)
-        candidates = self._candidates(reps, side, r, None, reps.structured()) + self._mention(
-            ALONE, r.unsqueeze(1), found
-        )
+        candidates = self._candidates(reps, side, r, None, reps.structured())
+        candidates = candidates + self._mention(ALONE, r.unsqueeze(1), found)
         given = self._fit(1 - side, r, reps.unit_of_features(features)) + self.unstructured[1 - side, r]
         return self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
 

@@ -22,7 +22,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from vlkge.gathered import pair_queries, sampled_dot
+from vlkge.gathered import dot_of_chosen_pairs, sampled_dot
 from vlkge.modalities import STRUCTURAL
 from vlkge.positions import positions_among
 from vlkge.representations.structural import StructuralEmbedding
@@ -71,28 +71,26 @@ class LinearNegatives:
                 structure = reps.structure
                 dots = sampled_dot(queries, structure.weight, entities, side, structure.sparse)
             else:
-                dots = self._feature_dots(m, i, queries, replacement, side)
+                dots = self._feature_dots(m, i, queries, replacement, entities, side)
             out = torch.addcmul(out, weights[..., i], dots)
         return out
 
     def _feature_dots(
-        self, modality: str, column: int, queries: Tensor, replacement: Tensor, side: Tensor
+        self, modality: str, column: int, queries: Tensor, replacement: Tensor, entities: Tensor, side: Tensor
     ) -> Tensor:
-        """⟨q, W_m x_m(e) + b_m⟩ [B, K] (0 where e lacks the modality): the queries taken to the
-        features' space, or, when fewer of the step's entities have the modality than there are
-        queries (images of a few entities), those entities' features projected and the pairs
-        that have it gathered."""
+        """⟨q, W_m x_m(e) + b_m⟩ [B, K] (0 where e lacks the modality; ``entities`` [B, K] the
+        global ids of ``replacement``): the queries taken to the features' space, or, when fewer
+        of the step's entities have the modality than there are queries (images of a few
+        entities), those entities' features projected and the pairs that have it gathered."""
         reps, projection = self.reps, self.reps.projections[modality]
         have = reps.mask[self.ids, column]  # [U]
         if int(have.sum()) >= ROWS_PER_QUERY * queries.shape[0] * queries.shape[1]:
-            table, entities = reps.feature_table(modality), self.ids[replacement]
+            table = reps.feature_table(modality)
             dots = reps.dot_sampled(modality, table, to_feature_space(queries, projection), entities, side)
             if projection.bias is not None:
                 dots = dots + (queries @ projection.bias).gather(1, side)
             return dots
         holders = have.nonzero().squeeze(1)  # positions in ids
         projected = projection(reps.feature_table(modality)[self.ids[holders]])  # [U_m, d]
-        pair_slot = positions_among(holders, len(have))[replacement]  # [B, K]
-        at = (pair_slot >= 0).nonzero(as_tuple=True)
-        found = torch.linalg.vecdot(pair_queries(queries, at, side), projected.index_select(0, pair_slot[at]))
-        return torch.zeros(replacement.shape, dtype=queries.dtype, device=queries.device).index_put(at, found)
+        slot = positions_among(holders, len(have))[replacement]  # [B, K]: row in projected, or -1
+        return dot_of_chosen_pairs(queries, projected, slot, side, slot >= 0)

@@ -41,7 +41,7 @@ from vlkge.errors import InputError
 from vlkge.features.inputs import EntityInputs
 from vlkge.fusion import make_fusion
 from vlkge.fusion.base import MaskWeightedFusion
-from vlkge.gathered import pair_queries, sampled_dot
+from vlkge.gathered import dot_of_chosen_pairs, sampled_dot
 from vlkge.modalities import FEATURE_MODALITIES, STRUCTURAL
 from vlkge.representations.base import BatchRows, Drop, EntityRepresentation, Fresh, FreshRows
 from vlkge.representations.linear_negatives import LinearNegatives
@@ -178,9 +178,7 @@ class MultimodalRepresentation(EntityRepresentation):
         if not self.scarce[modality]:
             return sampled_dot(queries, table, index, side)
         have = self.mask[:, self.modalities.index(modality)][index]  # [B, K]
-        at = have.nonzero(as_tuple=True)
-        found = torch.linalg.vecdot(pair_queries(queries, at, side), table.index_select(0, index[at]))  # [P]
-        return torch.zeros(index.shape, dtype=queries.dtype, device=queries.device).index_put(at, found)
+        return dot_of_chosen_pairs(queries, table, index, side, have)
 
     def unit_tables(self) -> tuple[Tensor, ...]:
         """:meth:`unit_table` of each feature modality, in ``feature_modalities`` order."""
