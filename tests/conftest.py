@@ -98,3 +98,13 @@ def demo_graph(tmp_path_factory) -> Graph:
     adapter = adapter_for("custom:demo")
     adapter.crawl("custom:demo", str(source), base / "custom-demo" / "raw", params)
     return adapter.clean("custom:demo", base / "custom-demo" / "raw", base / "custom-demo" / "graph", params)
+
+
+@pytest.fixture(scope="module")
+def tiny_vl(tmp_path_factory) -> Graph:
+    """The tiny real-image graph (tests/vl_data.py) with its tiny-clip features, per module."""
+    from tests.vl_data import encode_tiny, write_tiny_vl_graph
+
+    graph = write_tiny_vl_graph(tmp_path_factory.mktemp("tiny") / "tiny-vl")
+    encode_tiny(graph)
+    return graph

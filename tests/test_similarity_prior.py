@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.vl_data import IMAGES, UNSEEN, encode_tiny, vl_params, write_tiny_vl_graph
+from tests.vl_data import IMAGES, UNSEEN, vl_params
 from vlkge.features.inputs import load_entity_inputs
 from vlkge.model import build_model
 from vlkge.neighbours import load_scorer
@@ -18,11 +18,8 @@ pytestmark = pytest.mark.skipif(not IMAGES.is_dir(), reason="test photos not fou
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("prior") / "tiny-vl"
-    graph = write_tiny_vl_graph(root)
-    encode_tiny(graph)
-    return graph
+def tiny(tiny_vl):
+    return tiny_vl
 
 
 def _model(graph, **spec):
@@ -83,7 +80,7 @@ def _typed(model):
 
 
 def test_batch_priors_equal_the_pairwise_ones(tiny):
-    model = _typed(_model(tiny, similarity=0.5, typing=True))
+    model = _typed(_model(tiny, similarity=0.5, typing=True, votes=0.0))  # votes: tests/test_votes.py
     batch = torch.tensor([[0, 0, 1], [2, 1, UNSEEN], [9, 0, 10], [12, 1, 12]])
     replacement = torch.randint(0, 24, (4, 6))
     corrupt_head = torch.rand(4, 6) < 0.5
@@ -161,7 +158,7 @@ def test_one_vs_all_scores_equal_the_elementwise_ones(tiny, backbone):
 def test_prior_alone_scores_like_the_neighbours_baseline(tiny):
     """With the backbone silenced (relation rows zero) the model scores every candidate by the
     baseline's similarity; only the anchor itself differs (neutral 0 here, last there)."""
-    model = _model(tiny, similarity=1.0, typing=False)
+    model = _model(tiny, similarity=1.0, typing=False, votes=0.0)
     with torch.no_grad():
         model.relation.weight.zero_()
         anchors = torch.arange(tiny.num_entities)

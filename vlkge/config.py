@@ -71,6 +71,8 @@ class ModelConfig:
     typing: bool
     alone_similarity: float
     mentions: float
+    votes: float
+    vote_neighbours: int
     without_structure: str
 
     @property
@@ -359,7 +361,7 @@ def load_config(
 
 #: keys that change a model's parameters, with the value they had before they existed: a run
 #: recorded without one was trained that way (its default today would not fit its weights)
-BEFORE_KEY = {("model", "mentions"): 0.0}
+BEFORE_KEY = {("model", "mentions"): 0.0, ("model", "votes"): 0.0}
 
 
 def config_from_record(params: Params, *, source: str) -> Config:
@@ -422,6 +424,8 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("model.similarity", lambda v: v >= 0, "must be >= 0 (0: no feature prior)"),
     ("model.alone_similarity", lambda v: v >= 0, "must be >= 0"),
     ("model.mentions", lambda v: v >= 0, "must be >= 0 (0: no text mentions)"),
+    ("model.votes", lambda v: v >= 0, "must be >= 0 (0: no neighbour votes)"),
+    ("model.vote_neighbours", lambda v: isinstance(v, int) and v >= 1, "must be a whole number >= 1"),
     ("train.prior_lr", lambda v: v > 0, "must be positive"),
     ("train.prior_loss", lambda v: v >= 0, "must be 0 or more"),
     ("model.without_structure", lambda v: v in ("features", "neutral"), "use features or neutral"),

@@ -30,6 +30,7 @@ from vlkge.representations import (
     MultimodalRepresentation,
     StructuralEmbedding,
 )
+from vlkge.votes import graph_votes
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,12 @@ class KGEModel(nn.Module):
         alone_similarity: float = 10.0,
         mentions: Mentions | None = None,
         mention_weight: float = 0.0,
+        votes_from: Tensor | None = None,
+        vote_weight: float = 0.0,
+        vote_neighbours: int = 10,
     ) -> None:
+        """``votes_from``: the train triples [T, 3] the prior's neighbour votes read (with
+        ``vote_weight`` > 0; :mod:`vlkge.votes`)."""
         super().__init__()
         self.interaction = interaction
         self.dim = interaction.dim
@@ -74,6 +80,9 @@ class KGEModel(nn.Module):
         if similarity > 0:
             if not self.entity.feature_modalities:
                 raise ValueError("the feature prior needs entity representations with features")
+            votes = None
+            if votes_from is not None and vote_weight > 0:
+                votes = graph_votes(self.entity, votes_from, num_relations, vote_neighbours)
             self.prior = FeaturePrior(
                 num_relations,
                 self.entity.feature_width,
@@ -82,6 +91,8 @@ class KGEModel(nn.Module):
                 alone_similarity,
                 mentions=mentions,
                 mention_weight=mention_weight,
+                votes=votes,
+                vote_weight=vote_weight,
             )
 
     @property
@@ -212,4 +223,7 @@ def build_model(
         alone_similarity=spec.alone_similarity,
         mentions=inputs.mentions if inputs is not None else None,
         mention_weight=spec.mentions,
+        votes_from=inputs.train if inputs is not None else None,
+        vote_weight=spec.votes,
+        vote_neighbours=spec.vote_neighbours,
     )

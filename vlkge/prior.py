@@ -28,9 +28,14 @@ only ever scores pairs with a structureless entity.
   direction, one pair of weights for each view (μ' for the features-only one); the weights start
   at ``model.mentions`` × the view's similarity weight.
 
+- ``ν_r(h, t) = c_r · fwd(h, r, t) + d_r · bwd(h, r, t)`` (``model.votes``): the votes of the
+  training triples of h's and t's nearest feature neighbours (:mod:`vlkge.votes`), weighed per
+  relation and direction, a pair of weights for each view (ν' for the features-only one),
+  starting at ``model.votes`` × the view's similarity weight.
+
 No term has per-entity parameters, so they carry over to entities never seen in training as they
-are. The parameters (``w``, ``v`` [R], ``ρ`` [2, R, D], ``β`` [2, R], ``a``, ``b`` [2, R]) train at
-``train.prior_lr``.
+are. The parameters (``w``, ``v`` [R], ``ρ`` [2, R, D], ``β`` [2, R], ``a``, ``b``, ``c``, ``d``
+[2, R]) train at ``train.prior_lr``.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from torch import Tensor, nn
 
 from vlkge.features.mentions import Mentions
 from vlkge.representations.base import BatchRows, EntityRepresentation
+from vlkge.votes import NeighbourVotes
 
 HEAD, TAIL = 0, 1
 #: the two views of the prior: entities with structure (joint) and the features-only view (alone)
@@ -62,6 +68,8 @@ class FeaturePrior(nn.Module):
         alone_similarity: float = 10.0,
         mentions: Mentions | None = None,
         mention_weight: float = 0.0,
+        votes: NeighbourVotes | None = None,
+        vote_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.full((num_relations,), float(similarity)))
@@ -75,13 +83,22 @@ class FeaturePrior(nn.Module):
         if self.mentions is not None:
             start = torch.tensor([similarity, alone_similarity]) * mention_weight  # [view]
             self.mention = nn.Parameter(start.view(2, 1, 1).repeat(1, 2, num_relations))  # [view, dir, R]
+        self.votes = votes if vote_weight > 0 else None
+        self.vote = None
+        if self.votes is not None:
+            start = torch.tensor([similarity, alone_similarity]) * vote_weight  # [view]
+            self.vote = nn.Parameter(start.view(2, 1, 1).repeat(1, 2, num_relations))  # [view, dir, R]
 
-    def _mention(self, view: int, r: Tensor, found: Mentioned | None) -> Tensor | float:
-        """μ_r of one view from ``found`` = (M[h, t], M[t, h]) [*] (r broadcast; 0 without)."""
-        if found is None:
-            return 0.0
-        forward, backward = found
-        return self.mention[view, 0, r] * forward + self.mention[view, 1, r] * backward
+    def _mention(
+        self, view: int, r: Tensor, found: Mentioned | None, voted: Mentioned | None = None
+    ) -> Tensor | float:
+        """μ_r + ν_r of one view from ``found`` = (M[h, t], M[t, h]) and ``voted`` = (fwd, bwd)
+        [*] (r broadcast; 0 for those absent)."""
+        total: Tensor | float = 0.0
+        for weights, pair in ((self.mention, found), (self.vote, voted)):
+            if pair is not None:
+                total = total + weights[view, 0, r] * pair[0] + weights[view, 1, r] * pair[1]
+        return total
 
     def _mentioned(self, h: Tensor, t: Tensor) -> Mentioned | None:
         """(M[h, t], M[t, h]) of global ids [*], looked up once for both views (None without)."""
@@ -132,11 +149,14 @@ class FeaturePrior(nn.Module):
         """Global ids h, r, t [*] → the prior of each triple [*]."""
         sim = reps.similarity(h, t)
         found = self._mentioned(h, t)
-        joint = self.weight[r] * sim + self._mention(JOINT, r, found)
+        structured = reps.structured()
+        voted = None
+        if self.votes is not None:
+            voted = tuple(v.to(sim.device) for v in self.votes.pairs(h, r, t, structured[h], structured[t]))
+        joint = self.weight[r] * sim + self._mention(JOINT, r, found, voted)
         if self.typing is None:
             return joint
-        structured = reps.structured()
-        alone = self.alone_weight[r] * sim + self._mention(ALONE, r, found)
+        alone = self.alone_weight[r] * sim + self._mention(ALONE, r, found, voted)
         alone = alone + self._fit(HEAD, r, reps.unit_features(h))
         alone = alone + self._fit(TAIL, r, reps.unit_features(t))
         alone = alone + self._offset(HEAD, r, structured[h]) + self._offset(TAIL, r, structured[t])
@@ -149,13 +169,14 @@ class FeaturePrior(nn.Module):
         (only the candidates ``among`` [P], entity ids: [B, P])."""
         sim = reps.similarity_to_all(anchor, among)
         found = self._anchor_mentions(anchor, side, among)
-        joint = self.weight[r].unsqueeze(1) * sim + self._mention(JOINT, r.unsqueeze(1), found)
+        voted = None if self.votes is None else self.votes.rows(anchor, r, side, among, sim.device)
+        joint = self.weight[r].unsqueeze(1) * sim + self._mention(JOINT, r.unsqueeze(1), found, voted)
         if self.typing is None:
             return joint
         structured = reps.structured()
         candidate_structured = structured if among is None else structured[among]
         candidates = self._candidates(reps, side, r, among, candidate_structured)
-        candidates = candidates + self._mention(ALONE, r.unsqueeze(1), found)
+        candidates = candidates + self._mention(ALONE, r.unsqueeze(1), found, voted)
         given = self._fit(1 - side, r, reps.unit_features(anchor))
         given = given + self._offset(1 - side, r, structured[anchor])
         alone = self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
@@ -175,10 +196,11 @@ class FeaturePrior(nn.Module):
         typing). ``mentions``: its rows [B, N] (what its text names, what names it)."""
         sim = reps.similarity_to_features(features)
         found = None if mentions is None or self.mentions is None else oriented(mentions, side)
+        voted = None if self.votes is None else self.votes.for_new(sim, r, side, sim.device)
         if self.typing is None:
-            return self.weight[r].unsqueeze(1) * sim + self._mention(JOINT, r.unsqueeze(1), found)
+            return self.weight[r].unsqueeze(1) * sim + self._mention(JOINT, r.unsqueeze(1), found, voted)
         candidates = self._candidates(reps, side, r, None, reps.structured())
-        candidates = candidates + self._mention(ALONE, r.unsqueeze(1), found)
+        candidates = candidates + self._mention(ALONE, r.unsqueeze(1), found, voted)
         given = self._fit(1 - side, r, reps.unit_of_features(features)) + self.unstructured[1 - side, r]
         return self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
 
@@ -188,13 +210,15 @@ class FeaturePrior(nn.Module):
         r = rows.batch[:, 1]
         h, t = rows.batch[:, 0], rows.batch[:, 2]
         ids = rows.ids if rows.ids is not None else torch.arange(reps.num_entities, device=r.device)
-        found_positive = found_negative = None
+        found_positive = found_negative = voted_positive = voted_negative = None
+        (gh, gt), (nh, nt) = self._batch_pairs(ids, h, t, rows.replacement, corrupt_head)
         if self.mentions is not None:
-            (gh, gt), (nh, nt) = self._batch_pairs(ids, h, t, rows.replacement, corrupt_head)
             found_positive, found_negative = self._mentioned(gh, gt), self._mentioned(nh, nt)
-        positive = self.weight[r] * sim_positive + self._mention(JOINT, r, found_positive)
+        if self.votes is not None:
+            voted_positive, voted_negative = self._batch_votes(rows, ids, (gh, gt), (nh, nt), corrupt_head)
+        positive = self.weight[r] * sim_positive + self._mention(JOINT, r, found_positive, voted_positive)
         negative = self.weight[r].unsqueeze(1) * sim_negative
-        negative = negative + self._mention(JOINT, r.unsqueeze(1), found_negative)
+        negative = negative + self._mention(JOINT, r.unsqueeze(1), found_negative, voted_negative)
         if self.typing is None:
             return BatchPrior(positive, negative, positive, negative)
         structured, gh, gt = rows.structured, ids[h], ids[t]
@@ -205,9 +229,10 @@ class FeaturePrior(nn.Module):
         replaced = self._fit_sampled(reps, r, ids[rows.replacement], side)
         kept = torch.where(corrupt_head, tail.unsqueeze(1), head.unsqueeze(1))
         weight = self.alone_weight[r]
-        alone_positive = weight * sim_positive + head + tail + self._mention(ALONE, r, found_positive)
+        alone_positive = weight * sim_positive + head + tail
+        alone_positive = alone_positive + self._mention(ALONE, r, found_positive, voted_positive)
         alone_negative = weight.unsqueeze(1) * sim_negative + kept + replaced
-        alone_negative = alone_negative + self._mention(ALONE, r.unsqueeze(1), found_negative)
+        alone_negative = alone_negative + self._mention(ALONE, r.unsqueeze(1), found_negative, voted_negative)
         # with structure: the features-only view, calibrated by the offsets, stands in for a pair
         # with a structureless entity
         offset = self.unstructured[:, r]  # [2, B]
@@ -226,6 +251,28 @@ class FeaturePrior(nn.Module):
             alone_positive,
             alone_negative,
         )
+
+    def _batch_votes(
+        self,
+        rows: BatchRows,
+        ids: Tensor,
+        positive: tuple[Tensor, Tensor],
+        negative: tuple[Tensor, Tensor],
+        corrupt_head: Tensor,
+    ) -> tuple[Mentioned, Mentioned]:
+        """(fwd, bwd) of a batch's positives [B] and negatives [B, K] from their global ids; an
+        entity whose structure the batch dropped has no triples to vote with, as at test time."""
+        seen = rows.structured if rows.structured is not None else torch.ones(len(ids), dtype=torch.bool)
+        h, t, replaced = seen[rows.batch[:, 0]], seen[rows.batch[:, 2]], seen[rows.replacement]
+        r = rows.batch[:, 1]
+        negative_h_seen = torch.where(corrupt_head, replaced, h.unsqueeze(1))
+        negative_t_seen = torch.where(corrupt_head, t.unsqueeze(1), replaced)
+        device = r.device
+        voted_positive = self.votes.pairs(positive[0], r, positive[1], h, t)
+        voted_negative = self.votes.pairs(
+            negative[0], r.unsqueeze(1), negative[1], negative_h_seen, negative_t_seen
+        )
+        return tuple(v.to(device) for v in voted_positive), tuple(v.to(device) for v in voted_negative)
 
     @staticmethod
     def _batch_pairs(

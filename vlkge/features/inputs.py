@@ -46,6 +46,8 @@ class EntityInputs:
     record: dict[str, Any] = field(default_factory=dict)
     #: which entities' texts name which (textual modality with ``model.mentions``), else None
     mentions: Mentions | None = None
+    #: the train split's triples [T, 3] the prior's neighbour votes read (``model.votes``), else None
+    train: Tensor | None = None
 
 
 # ----------------------------------------------------------------------------- which store
@@ -226,6 +228,8 @@ def load_entity_inputs(graph: Graph, config: Config, store_dir: Path | None = No
     if reads_text and config.model.mentions > 0 and config.model.similarity > 0:
         mentions = graph_mentions(graph)
         inputs.mentions = mentions if len(mentions) else None  # no text names another entity
+    if config.model.votes > 0 and config.model.similarity > 0:
+        inputs.train = graph.split("train")
     return inputs
 
 
