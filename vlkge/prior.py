@@ -30,8 +30,10 @@ only ever scores pairs with a structureless entity.
 
 - ``ν_r(h, t) = c_r · fwd(h, r, t) + d_r · bwd(h, r, t)`` (``model.votes``): the votes of the
   training triples of h's and t's nearest feature neighbours (:mod:`vlkge.votes`), weighed per
-  relation and direction, a pair of weights for each view (ν' for the features-only one),
-  starting at ``model.votes`` × the view's similarity weight.
+  relation and direction, a pair of weights for each view (ν' for the features-only one); ν
+  starts at 0 (the backbone knows two structured entities: votes there cost WN9-IMG's seen
+  entities .02 on valid), ν' at ``model.votes`` × its similarity weight, then fitted to the
+  training triples before training (:mod:`vlkge.calibration`).
 
 No term has per-entity parameters, so they carry over to entities never seen in training as they
 are. The parameters (``w``, ``v`` [R], ``ρ`` [2, R, D], ``β`` [2, R], ``a``, ``b``, ``c``, ``d``
@@ -86,7 +88,8 @@ class FeaturePrior(nn.Module):
         self.votes = votes if vote_weight > 0 else None
         self.vote = None
         if self.votes is not None:
-            start = torch.tensor([similarity, alone_similarity]) * vote_weight  # [view]
+            # the joint view's votes start at 0: the backbone already knows two structured entities
+            start = torch.tensor([0.0, alone_similarity]) * vote_weight  # [view]
             self.vote = nn.Parameter(start.view(2, 1, 1).repeat(1, 2, num_relations))  # [view, dir, R]
 
     def _mention(

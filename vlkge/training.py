@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from vlkge.calibration import calibrate_votes
 from vlkge.components import OPTIMIZERS
 from vlkge.config import Config, TrainConfig
 from vlkge.devices import resolve_device
@@ -143,6 +144,10 @@ class Trainer:
         if model is None:
             model = build_model(config, graph.num_entities, graph.num_relations, self.inputs)
         self.model = model.to(self.device)
+        if self.model.prior is not None and config.model.votes > 0:
+            calibrate_votes(
+                self.model.prior, self.model.entity, self.train, self.negative_candidates, config.seed
+            )
         self.excluded = missing_entities(self.model.entity, graph)
         self.tuner = None
         if not self.spec.frozen and self.inputs is not None:
