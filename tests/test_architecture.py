@@ -47,6 +47,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "vlkge.model",
             "vlkge.representations",
             "vlkge.prior",
+            "vlkge.votes",
+            "vlkge.calibration",
             "vlkge.fusion",
             "vlkge.interactions",
             "vlkge.gathered",
