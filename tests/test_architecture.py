@@ -69,6 +69,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "vlkge.devices",
             "vlkge.provenance",
             "vlkge.positions",
+            "vlkge.csr",
         ),
     ),
 ]

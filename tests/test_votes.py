@@ -58,7 +58,7 @@ def test_the_table_holds_each_entitys_most_similar_voters_but_itself(tiny, model
 def test_the_approximate_table_finds_the_exact_one_on_a_small_graph(tiny, model):
     voters = voters_of(tiny.split("train"))
     exact = neighbour_table(model.entity, voters, 4)
-    approximate = neighbour_table(model.entity, voters, 4, exact_pairs=0)  # through faiss
+    approximate = neighbour_table(model.entity, voters, 4, exact_pairs=0)  # the inverted file
     assert torch.equal(torch.sort(exact[0]).values, torch.sort(approximate[0]).values)
     assert torch.allclose(exact[1].sum(1), approximate[1].sum(1))
 

@@ -42,9 +42,7 @@ def _pairs(
     head or the tail without triples (``unseen_head`` [*])."""
     device = prior.alone_weight.device
     fixed = prior.alone_weight[r] * reps.similarity(h.to(device), t.to(device))
-    found = prior._mentioned(h, t)
-    if found is not None:
-        fixed = fixed + prior.mention[ALONE, 0, r] * found[0] + prior.mention[ALONE, 1, r] * found[1]
+    fixed = fixed + prior._mention(ALONE, r, prior._mentioned(h, t))
     fwd, bwd = prior.votes.pairs(h, r, t, ~unseen_head, unseen_head)
     return fixed.cpu(), fwd, bwd
 

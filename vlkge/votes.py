@@ -11,9 +11,9 @@ on any graph. An entity never seen in train has no triples: about it only its lo
 (fwd of a tail query, bwd of a head query). A triple never votes for itself (e ∉ kNN(e)).
 
 The neighbour table is computed once from the frozen features: exactly (chunked products) up to
-:data:`EXACT_PAIRS` entity × voter pairs, above that from a faiss IVF index's candidates, re-scored
-exactly (an inverted file: WikiArt's 180,000 × 144,000 in 53–110 s on one loaded core, exact search
-≈ 24 min there; it finds .76 of the exact 10: benchmarks/neighbour_table.py).
+:data:`EXACT_PAIRS` entity × voter pairs, above that from an inverted file's candidates, re-scored
+exactly (WikiArt's 180,000 × 144,000 in 53–110 s on one loaded core, exact search ≈ 24 min
+there; it finds .76 of the exact 10: benchmarks/neighbour_table.py).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import time
 import torch
 from torch import Tensor
 
+from vlkge.csr import Lists, scatter_rows
 from vlkge.representations.base import EntityRepresentation
 
 log = logging.getLogger(__name__)
@@ -34,25 +35,6 @@ HEAD, TAIL = 0, 1
 EXACT_PAIRS = 2_000_000_000
 #: anchors per exact similarity block
 CHUNK = 1024
-
-
-class Lists:
-    """Integer keys [0, K) → lists of (value, weight), CSR."""
-
-    def __init__(self, keys: Tensor, values: Tensor, weights: Tensor, num_keys: int) -> None:
-        order = torch.argsort(keys, stable=True)
-        self.offsets = torch.zeros(num_keys + 1, dtype=torch.long)
-        self.offsets[1:] = torch.bincount(keys, minlength=num_keys).cumsum(0)
-        self.values, self.weights = values[order], weights[order]
-
-    def expand(self, keys: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """keys [M] → (position in ``keys`` [L], value [L], weight [L]) of every listed item."""
-        start = self.offsets[keys]
-        count = self.offsets[keys + 1] - start
-        owner = torch.repeat_interleave(torch.arange(len(keys)), count)
-        first = torch.cumsum(count, 0) - count
-        at = start[owner] + torch.arange(int(count.sum())) - first[owner]
-        return owner, self.values[at], self.weights[at]
 
 
 class NeighbourVotes:
@@ -67,16 +49,15 @@ class NeighbourVotes:
         h, r, t = train[:, 0].long(), train[:, 1].long(), train[:, 2].long()
         self.voters = voters_of(train)
         self.keys = torch.unique((h * self.r + r) * self.n + t)  # sorted
-        ones = torch.ones(len(h))
         # (entity, relation) → the entities on the other side: tails of (h, r), heads of (t, r)
-        self.tails = Lists(h * self.r + r, t, ones, self.n * self.r)
-        self.heads = Lists(t * self.r + r, h, ones, self.n * self.r)
+        self.tails = Lists(h * self.r + r, t, self.n * self.r)
+        self.heads = Lists(t * self.r + r, h, self.n * self.r)
         self.neighbours, self.weights = neighbours.long(), weights.float()
         # voter o → the entities c with o ∈ kNN(c), weighted ω(c, o)
         owners = torch.arange(self.n).repeat_interleave(neighbours.shape[1])
         kept = self.weights.reshape(-1) > 0
         self.voted_by = Lists(
-            self.neighbours.reshape(-1)[kept], owners[kept], self.weights.reshape(-1)[kept], self.n
+            self.neighbours.reshape(-1)[kept], owners[kept], self.n, self.weights.reshape(-1)[kept]
         )
 
     def _holds(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
@@ -95,19 +76,6 @@ class NeighbourVotes:
         bwd = (self.weights[t] * self._holds(h.unsqueeze(-1), r.unsqueeze(-1), self.neighbours[t])).sum(-1)
         return fwd * t_seen.cpu(), bwd * h_seen.cpu()
 
-    def _scatter(
-        self, rows: Tensor, columns: Tensor, weights: Tensor, b: int, among: Tensor | None
-    ) -> Tensor:
-        """Σ of ``weights`` at (row, column) into [b, N] (into the columns ``among`` [P]: [b, P])."""
-        if among is not None:
-            position = torch.full((self.n,), -1, dtype=torch.long)
-            position[among.cpu()] = torch.arange(len(among))
-            columns = position[columns]
-            rows, columns, weights = rows[columns >= 0], columns[columns >= 0], weights[columns >= 0]
-        out = torch.zeros(b, self.n if among is None else len(among))
-        out.index_put_((rows, columns), weights, accumulate=True)
-        return out
-
     def anchored(
         self, neighbours: Tensor, weights: Tensor, r: Tensor, side: int, among: Tensor | None
     ) -> Tensor:
@@ -116,7 +84,7 @@ class NeighbourVotes:
         lists = self.tails if side == TAIL else self.heads
         b, k = neighbours.shape
         owner, column, _ = lists.expand((neighbours * self.r + r.unsqueeze(1)).reshape(-1))
-        return self._scatter(owner // k, column, weights.reshape(-1)[owner], b, among)
+        return scatter_rows(owner // k, column, weights.reshape(-1)[owner], b, self.n, among)
 
     def rows(
         self,
@@ -134,7 +102,7 @@ class NeighbourVotes:
         lists = self.tails if side == TAIL else self.heads
         owner, linked, _ = lists.expand(anchor * self.r + r)
         via, candidate, weight = self.voted_by.expand(linked)
-        theirs = self._scatter(owner[via], candidate, weight, len(anchor), among)
+        theirs = scatter_rows(owner[via], candidate, weight, len(anchor), self.n, among)
         fwd, bwd = (own, theirs) if side == TAIL else (theirs, own)
         return fwd.to(device), bwd.to(device)
 
@@ -146,9 +114,7 @@ class NeighbourVotes:
         top, at = similarity.cpu()[:, self.voters].topk(
             min(self.neighbours.shape[1], len(self.voters)), dim=1
         )
-        weights = top.clamp_min(0.0)
-        weights = weights / weights.sum(1, keepdim=True).clamp_min(1e-12)
-        own = self.anchored(self.voters[at], weights, r.cpu(), side, None).to(device)
+        own = self.anchored(self.voters[at], shares(top), r.cpu(), side, None).to(device)
         none = torch.zeros_like(own)
         return (own, none) if side == TAIL else (none, own)
 
@@ -185,9 +151,14 @@ def neighbour_table(
         len(voters),
         time.perf_counter() - start,
     )
-    weights = sims.clamp_min(0.0)
-    weights = weights / weights.sum(1, keepdim=True).clamp_min(1e-12)
-    return ids, weights
+    return ids, shares(sims)
+
+
+def shares(similarities: Tensor) -> Tensor:
+    """Neighbours' similarities [B, k] → their weights ω: clamped at 0, rows scaled to sum 1 (all
+    0 where none is positive)."""
+    weights = similarities.clamp_min(0.0)
+    return weights / weights.sum(1, keepdim=True).clamp_min(1e-12)
 
 
 def _exact(reps: EntityRepresentation, voters: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -215,22 +186,16 @@ def _approximate(
     voter_units = units[voters]
     centroids = _spherical_kmeans(voter_units, max(1, round(math.sqrt(len(voters)))))
     lists = len(centroids)
-    member_of = _nearest_centroids(voter_units, centroids, 1).squeeze(1)
-    order = torch.argsort(member_of, stable=True)
-    offsets = torch.zeros(lists + 1, dtype=torch.long)
-    offsets[1:] = torch.bincount(member_of, minlength=lists).cumsum(0)
+    members_of = Lists(_nearest_centroids(voter_units, centroids, 1).squeeze(1), voters, lists)
     probes = min(probes, lists)
-    probed = _nearest_centroids(units, centroids, probes)  # [N, probes]
+    probed = _nearest_centroids(units, centroids, probes).reshape(-1)  # [N · probes]
+    # list → the (entity, probe slot) pairs that probe it, as positions in ``probed``
+    probed_by = Lists(probed, torch.arange(len(probed)), lists)
     wanted = min(2 * k + 1, len(voters))
     found = torch.full((len(units), probes, wanted), -1, dtype=torch.long)
     found_sims = torch.full((len(units), probes, wanted), -math.inf)
-    pair_list = probed.reshape(-1)
-    pair_order = torch.argsort(pair_list, stable=True)
-    pair_offsets = torch.zeros(lists + 1, dtype=torch.long)
-    pair_offsets[1:] = torch.bincount(pair_list, minlength=lists).cumsum(0)
     for index in range(lists):
-        members = voters[order[offsets[index] : offsets[index + 1]]]
-        pairs = pair_order[pair_offsets[index] : pair_offsets[index + 1]]
+        members, pairs = members_of.at(index), probed_by.at(index)
         if not len(members) or not len(pairs):
             continue
         anchor, slot = pairs // probes, pairs % probes

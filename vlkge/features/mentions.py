@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from vlkge.positions import positions_among
+from vlkge.csr import Lists, scatter_rows
 
 _WORD = re.compile(r"[^\W_]+")
 #: a name borne by more entities than this is no mention of any of them
@@ -74,10 +74,10 @@ class Mentions:
         self.index = index
         pairs = pairs.long().reshape(-1, 2)
         self.keys = torch.unique(pairs[:, 0] * n + pairs[:, 1])  # sorted
-        self._names = _rows(self.keys // n, self.keys % n, n)  # i → the j its text names
+        self._names = Lists(self.keys // n, self.keys % n, n)  # i → the j its text names
         by_named = self.keys % n * n + self.keys // n
         order = torch.sort(by_named).values
-        self._named_by = _rows(order // n, order % n, n)  # j → the i whose text names it
+        self._named_by = Lists(order // n, order % n, n)  # j → the i whose text names it
 
     @classmethod
     def from_texts(cls, names: Sequence[str | None], texts: Sequence[str | None]) -> Mentions:
@@ -107,11 +107,17 @@ class Mentions:
     def names(self, ids: Tensor, among: Tensor | None = None) -> Tensor:
         """``M[ids]`` [B, N]: which entities the texts of ``ids`` [B] name (only the columns of
         the entity ids ``among`` [P], in that order, when given: [B, P])."""
-        return _dense(self._names, ids, self.num_entities, among)
+        return self._dense(self._names, ids, among)
 
     def named_by(self, ids: Tensor, among: Tensor | None = None) -> Tensor:
         """``M[:, ids]ᵀ`` [B, N]: which entities' texts name ``ids`` [B] ([B, P] ``among``)."""
-        return _dense(self._named_by, ids, self.num_entities, among)
+        return self._dense(self._named_by, ids, among)
+
+    def _dense(self, lists: Lists, ids: Tensor, among: Tensor | None) -> Tensor:
+        """Rows ``ids`` [B] of the 0/1 matrix ``lists`` holds → [B, N] on ids' device (the columns
+        ``among`` [P]: [B, P])."""
+        owner, column, weight = lists.expand(ids.long().cpu())
+        return scatter_rows(owner, column, weight, len(ids), self.num_entities, among).to(ids.device)
 
     def of_new(
         self, text: str | None, name: str | None, names: Sequence[str | None], texts: Sequence[str | None]
@@ -127,29 +133,3 @@ class Mentions:
             own = NameIndex([name])
             back[[i for i, t in enumerate(texts) if own.named_in(t or "", names[i])]] = 1.0
         return out, back
-
-
-def _rows(first: Tensor, second: Tensor, n: int) -> tuple[Tensor, Tensor]:
-    """CSR of pairs sorted by ``first``: (offsets [n + 1], ``second`` [P])."""
-    counts = torch.bincount(first, minlength=n)
-    offsets = torch.zeros(n + 1, dtype=torch.long)
-    offsets[1:] = torch.cumsum(counts, 0)
-    return offsets, second
-
-
-def _dense(csr: tuple[Tensor, Tensor], ids: Tensor, n: int, among: Tensor | None = None) -> Tensor:
-    """Rows ``ids`` [B] of a CSR 0/1 matrix [·, n] → dense [B, n] on ids' device, or only its
-    columns ``among`` [P] (in that order): [B, P]."""
-    offsets, cols = csr
-    cpu = ids.long().cpu()
-    start, count = offsets[cpu], offsets[cpu + 1] - offsets[cpu]
-    row = torch.repeat_interleave(torch.arange(len(cpu)), count)
-    within = torch.arange(int(count.sum())) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
-    col = cols[torch.repeat_interleave(start, count) + within]
-    width = n
-    if among is not None:
-        col = positions_among(among.long().cpu(), n)[col]
-        row, col, width = row[col >= 0], col[col >= 0], len(among)
-    out = torch.zeros(len(cpu), width)
-    out[row, col] = 1.0
-    return out.to(ids.device)
