@@ -139,6 +139,39 @@ def test_batch_priors_with_votes_equal_the_pairwise_and_1_vs_all_ones(tiny, mode
     assert model.prior.vote.grad is not None and model.prior.vote.grad.abs().sum() > 0
 
 
+def test_a_saved_neighbour_table_is_used_not_recomputed(tiny, model, monkeypatch):
+    """A run's state holds its neighbour table; a model built from it votes through that table
+    (rows and pairs alike) without searching again, and a state saved before the table was kept
+    loads with the table computed from the features."""
+    params = vl_params(votes=0.5, vote_neighbours=4)
+    inputs = load_entity_inputs(tiny, params)
+    state = {key: value.clone() for key, value in model.state_dict().items()}
+    # another table than the features give: each entity's neighbours in reverse order, weights swapped
+    state["prior.vote_neighbours"] = state["prior.vote_neighbours"].flip(1)
+    # a model built before its state is loaded (a resumed run) votes through the loaded table too
+    resumed = build_model(params, tiny.num_entities, tiny.num_relations, inputs)
+    monkeypatch.setattr("vlkge.votes.neighbour_table", lambda *a, **k: pytest.fail("searched again"))
+    loaded = build_model(params, tiny.num_entities, tiny.num_relations, inputs, state)
+    train = {tuple(x) for x in tiny.split("train").tolist()}
+    h, r = torch.tensor([0, 9]), torch.tensor([0, 0])
+    for each in (loaded, resumed):
+        each.load_state_dict(state)
+        votes = each.prior.votes
+        assert torch.equal(votes.neighbours, state["prior.vote_neighbours"])
+        fwd, bwd = votes.rows(h, r, TAIL)
+        for b in range(2):
+            for t in range(tiny.num_entities):
+                want = _by_hand(votes, train, int(h[b]), int(r[b]), t)
+                assert (float(fwd[b, t]), float(bwd[b, t])) == pytest.approx(want, abs=1e-6)
+    assert not torch.equal(state["prior.vote_neighbours"], model.prior.votes.neighbours)
+    monkeypatch.undo()
+
+    old = {key: value for key, value in state.items() if not key.startswith("prior.vote_")}
+    fresh = build_model(params, tiny.num_entities, tiny.num_relations, inputs, old)
+    fresh.load_state_dict(old)
+    assert torch.equal(fresh.prior.votes.neighbours, model.prior.votes.neighbours)
+
+
 def test_old_runs_load_without_votes():
     from vlkge.config import config_from_record
 

@@ -23,7 +23,7 @@ from vlkge.config import Config
 from vlkge.features.inputs import EntityInputs
 from vlkge.features.mentions import Mentions
 from vlkge.interactions import Interaction, make_interaction
-from vlkge.prior import HEAD, TAIL, FeaturePrior
+from vlkge.prior import HEAD, TAIL, VOTE_TABLE, FeaturePrior
 from vlkge.representations import (
     BatchRows,
     EntityRepresentation,
@@ -67,9 +67,11 @@ class KGEModel(nn.Module):
         votes_from: Tensor | None = None,
         vote_weight: float = 0.0,
         vote_neighbours: int = 10,
+        vote_table: tuple[Tensor, Tensor] | None = None,
     ) -> None:
         """``votes_from``: the train triples [T, 3] the prior's neighbour votes read (with
-        ``vote_weight`` > 0; :mod:`vlkge.votes`)."""
+        ``vote_weight`` > 0; :mod:`vlkge.votes`), through ``vote_table`` (a run's saved neighbour
+        table) or one computed from the features."""
         super().__init__()
         self.interaction = interaction
         self.dim = interaction.dim
@@ -82,7 +84,7 @@ class KGEModel(nn.Module):
                 raise ValueError("the feature prior needs entity representations with features")
             votes = None
             if votes_from is not None and vote_weight > 0:
-                votes = graph_votes(self.entity, votes_from, num_relations, vote_neighbours)
+                votes = graph_votes(self.entity, votes_from, num_relations, vote_neighbours, vote_table)
             self.prior = FeaturePrior(
                 num_relations,
                 self.entity.feature_width,
@@ -187,9 +189,11 @@ def build_model(
     num_entities: int,
     num_relations: int,
     inputs: EntityInputs | None = None,
+    saved: Mapping[str, Tensor] | None = None,
 ) -> KGEModel:
     """The model ``config.model`` describes for a graph of the given size (a plain params dict is
-    read as a config). ``inputs`` (features, masks) are required for a multimodal model."""
+    read as a config). ``inputs`` (features, masks) are required for a multimodal model;
+    ``saved``: the state a run saved, whose neighbour table is then used, not recomputed."""
     if not isinstance(config, Config):
         config = Config.from_params(dict(config))
     spec = config.model
@@ -226,4 +230,13 @@ def build_model(
         votes_from=inputs.train if inputs is not None else None,
         vote_weight=spec.votes,
         vote_neighbours=spec.vote_neighbours,
+        vote_table=saved_vote_table(saved),
     )
+
+
+def saved_vote_table(state: Mapping[str, Tensor] | None) -> tuple[Tensor, Tensor] | None:
+    """The neighbour table in a saved model state (None: none saved, as before stop 20)."""
+    keys = [f"prior.{name}" for name in VOTE_TABLE]
+    if state is None or not all(key in state for key in keys):
+        return None
+    return state[keys[0]], state[keys[1]]

@@ -43,6 +43,7 @@ are. The parameters (``w``, ``v`` [R], ``ρ`` [2, R, D], ``β`` [2, R], ``a``, `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -54,6 +55,8 @@ from vlkge.votes import NeighbourVotes
 HEAD, TAIL = 0, 1
 #: the two views of the prior: entities with structure (joint) and the features-only view (alone)
 JOINT, ALONE = 0, 1
+#: the buffers holding the votes' neighbour table: ids [N, k], weights [N, k]
+VOTE_TABLE = ("vote_neighbours", "vote_shares")
 #: looked-up mentions of pairs: (M[h, t], M[t, h]), any one shape
 Mentioned = tuple[Tensor, Tensor]
 
@@ -91,6 +94,19 @@ class FeaturePrior(nn.Module):
             # the joint view's votes start at 0: the backbone already knows two structured entities
             start = torch.tensor([0.0, alone_similarity]) * vote_weight  # [view]
             self.vote = nn.Parameter(start.view(2, 1, 1).repeat(1, 2, num_relations))  # [view, dir, R]
+            # the neighbour table is saved with the run: a loaded model votes as it was trained
+            self.register_buffer(VOTE_TABLE[0], self.votes.neighbours.clone())
+            self.register_buffer(VOTE_TABLE[1], self.votes.weights.clone())
+
+    def _load_from_state_dict(self, state: dict[str, Tensor], prefix: str, *args: Any, **kwargs: Any) -> None:
+        """Load as usual; a run saved before its neighbour table was kept (stop 19) keeps the one
+        computed here, and the votes then read the loaded table."""
+        if self.votes is not None:
+            for name in VOTE_TABLE:
+                state.setdefault(prefix + name, getattr(self, name))
+        super()._load_from_state_dict(state, prefix, *args, **kwargs)
+        if self.votes is not None:
+            self.votes.use_table(*(getattr(self, name) for name in VOTE_TABLE))
 
     def _mention(
         self, view: int, r: Tensor, found: Mentioned | None, voted: Mentioned | None = None

@@ -140,7 +140,7 @@ def load_model(run_dir: str | Path, graph: Graph, device: str | torch.device = "
         store_dir = None if store is None else graph.root.parent / "features" / store
         inputs = load_entity_inputs(graph, config, store_dir)
         check_record(inputs, recorded, path)
-    model = build_model(config, graph.num_entities, graph.num_relations, inputs)
+    model = build_model(config, graph.num_entities, graph.num_relations, inputs, payload["model"])
     if "tuned" in payload:
         apply_tuned(model, payload["tuned"])
     try:

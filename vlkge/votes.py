@@ -52,7 +52,12 @@ class NeighbourVotes:
         # (entity, relation) → the entities on the other side: tails of (h, r), heads of (t, r)
         self.tails = Lists(h * self.r + r, t, self.n * self.r)
         self.heads = Lists(t * self.r + r, h, self.n * self.r)
-        self.neighbours, self.weights = neighbours.long(), weights.float()
+        self.use_table(neighbours, weights)
+
+    def use_table(self, neighbours: Tensor, weights: Tensor) -> None:
+        """Vote through the neighbour table ``neighbours`` [N, k] (global ids), ``weights`` [N, k]
+        (a run's saved one, so a loaded model votes as it was trained)."""
+        self.neighbours, self.weights = neighbours.long().cpu(), weights.float().cpu()
         # voter o → the entities c with o ∈ kNN(c), weighted ω(c, o)
         owners = torch.arange(self.n).repeat_interleave(neighbours.shape[1])
         kept = self.weights.reshape(-1) > 0
@@ -124,10 +129,16 @@ def voters_of(train: Tensor) -> Tensor:
     return torch.unique(torch.cat([train[:, 0], train[:, 2]]).long().cpu())
 
 
-def graph_votes(reps: EntityRepresentation, train: Tensor, num_relations: int, k: int) -> NeighbourVotes:
-    """The neighbour votes of a graph's ``train`` triples [T, 3] over the features of ``reps``."""
-    voters = voters_of(train)
-    neighbours, weights = neighbour_table(reps, voters, k)
+def graph_votes(
+    reps: EntityRepresentation,
+    train: Tensor,
+    num_relations: int,
+    k: int,
+    table: tuple[Tensor, Tensor] | None = None,
+) -> NeighbourVotes:
+    """The neighbour votes of a graph's ``train`` triples [T, 3] over the features of ``reps``,
+    through ``table`` (ids, weights [N, k]: a run's saved one) or one computed here."""
+    neighbours, weights = table if table is not None else neighbour_table(reps, voters_of(train), k)
     return NeighbourVotes(train, reps.num_entities, num_relations, neighbours, weights)
 
 
