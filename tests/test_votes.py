@@ -201,3 +201,19 @@ def test_calibration_fits_the_vote_weights_to_the_training_triples(tiny):
         assert torch.all(start[0] == 0)
         fitted.append(model.prior.vote.detach().clone())
     assert torch.equal(fitted[0], fitted[1])
+
+
+def test_a_resumed_run_neither_searches_nor_fits_again(tiny, tmp_path, monkeypatch):
+    from vlkge.training import Trainer
+
+    params = vl_params(votes=0.5, vote_neighbours=4).updated({"train": {"epochs": 2}})
+    trainer = Trainer(tiny, params, tmp_path / "run")
+    trainer.fit(show=False, log=None)
+    monkeypatch.setattr("vlkge.votes.neighbour_table", lambda *a, **k: pytest.fail("searched again"))
+    monkeypatch.setattr("vlkge.training.calibrate_votes", lambda *a, **k: pytest.fail("fitted again"))
+    resumed = Trainer(tiny, params.updated({"train": {"epochs": 3}}), tmp_path / "run")
+    resumed.resume()
+    assert torch.equal(resumed.model.prior.votes.neighbours, trainer.model.prior.votes.neighbours)
+    assert torch.equal(resumed.model.prior.vote, trainer.model.prior.vote)
+    resumed.fit(show=False, log=None)
+    assert resumed.state.epoch == 3

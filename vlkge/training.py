@@ -28,7 +28,7 @@ from vlkge.features.inputs import EntityInputs, load_entity_inputs
 from vlkge.fileio import remove_temporaries, write_json_atomic
 from vlkge.finetune import EncoderTuner
 from vlkge.graph import Graph
-from vlkge.model import KGEModel, build_model
+from vlkge.model import KGEModel, build_model, saved_vote_table
 from vlkge.optim import OptimizerPair
 from vlkge.ranking import Filters
 from vlkge.representations import BatchRows, EntityRepresentation
@@ -141,10 +141,14 @@ class Trainer:
         self.inputs: EntityInputs | None = None
         if model is None and config.model.multimodal:
             self.inputs = load_entity_inputs(graph, config)
+        # a run with a checkpoint is resumed (or refused): its saved neighbour table is reused
+        # and its vote weights are loaded, so neither is searched for nor fitted again
+        votes = config.model.multimodal and config.model.votes > 0
+        saved = self._checkpoint_model() if votes else None
         if model is None:
-            model = build_model(config, graph.num_entities, graph.num_relations, self.inputs)
+            model = build_model(config, graph.num_entities, graph.num_relations, self.inputs, saved)
         self.model = model.to(self.device)
-        if self.model.prior is not None and config.model.votes > 0:
+        if self.model.prior is not None and votes and saved_vote_table(saved) is None:
             calibrate_votes(
                 self.model.prior, self.model.entity, self.train, self.negative_candidates, config.seed
             )
@@ -193,6 +197,12 @@ class Trainer:
     @property
     def checkpoint_path(self) -> Path:
         return self.run_dir / CHECKPOINT
+
+    def _checkpoint_model(self) -> dict[str, Tensor] | None:
+        """The model state of the run's checkpoint (None without one)."""
+        if not self.checkpoint_path.is_file():
+            return None
+        return load_payload(self.checkpoint_path, "cpu")["model"]
 
     def write_config(self) -> None:
         features = None if self.inputs is None else self.inputs.record
