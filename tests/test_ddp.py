@@ -75,3 +75,30 @@ def test_two_gloo_processes_match_one_process(data_dir, tmp_path):
     random_mrr = sum(1 / k for k in range(1, graph.num_entities + 1)) / graph.num_entities
     assert one_mrr > 10 * random_mrr
     assert ddp_mrr == pytest.approx(one_mrr, abs=0.06)
+
+
+def test_fine_tuning_ranks_keep_one_encoder(tmp_path):
+    """The encoder's unfrozen layers are averaged over the ranks like the model's parameters (before
+    stop 20 each rank stepped its own copy with its own batches' gradients)."""
+    from pathlib import Path
+
+    from tests.vl_data import IMAGES, encoded_project
+
+    if not IMAGES.is_dir():
+        pytest.skip("test photos not found")
+    encoded_project(tmp_path / "data")
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    result = subprocess.run(
+        [*command, str(root / "tests" / "ddp_finetune_ranks.py"), str(tmp_path / "data")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = next(line for line in result.stdout.splitlines() if line.startswith("RANKS")).split()[1:]
+    first, second = ([float(v) for v in rank.split(",")] for rank in ranks)
+    assert first == second
