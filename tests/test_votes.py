@@ -89,6 +89,27 @@ def test_pair_votes_and_rows_equal_the_sums_by_hand(tiny, model):
     assert nonzero > 20  # the graph gives the sums something to count
 
 
+def test_summed_votes_and_the_tables_lookups_agree(tiny, model, monkeypatch):
+    """Pairs read per-(entity, relation) sums where they fit, else k lookups through the table:
+    the same values either way, with dropped entities masked alike."""
+    votes = model.prior.votes
+    assert votes.summed is not None
+    monkeypatch.setattr("vlkge.votes.SUMMED_ENTRIES", 0)
+    looked_up = NeighbourVotes(
+        tiny.split("train"), tiny.num_entities, tiny.num_relations, votes.neighbours, votes.weights
+    )
+    assert looked_up.summed is None
+    generator = torch.Generator().manual_seed(5)
+    h, t = (torch.randint(0, tiny.num_entities, (40, 7), generator=generator) for _ in range(2))
+    r = torch.randint(0, tiny.num_relations, (40, 1), generator=generator)
+    train = tiny.split("train")[:40]
+    h[: len(train), 0], t[: len(train), 0], r[: len(train), 0] = train[:, 0], train[:, 2], train[:, 1]
+    h_seen, t_seen = (torch.rand(40, 7, generator=generator) < 0.8 for _ in range(2))
+    summed, table = votes.pairs(h, r, t, h_seen, t_seen), looked_up.pairs(h, r, t, h_seen, t_seen)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(summed, table, strict=True))
+    assert summed[0].count_nonzero() > 5 and summed[1].count_nonzero() > 5
+
+
 def test_an_unseen_entitys_own_triples_never_vote(tiny, model):
     """UNSEEN has no training triples: about it only its look-alikes vote (fwd of a tail query),
     and a dropped entity counts as having none."""

@@ -35,6 +35,23 @@ class Lists:
         return owner, self.values[at], self.weights[at]
 
 
+class KeyedSums:
+    """A sparse vector over int64 keys: the weights given with each key, summed; looked up by key."""
+
+    def __init__(self, keys: Tensor, weights: Tensor) -> None:
+        """``keys`` [P] (int64, any order, repeats summed), ``weights`` [P]."""
+        self.keys, inverse = torch.unique(keys, return_inverse=True)  # sorted
+        self.sums = torch.zeros(len(self.keys)).index_add_(0, inverse, weights.float())
+
+    def __getitem__(self, query: Tensor) -> Tensor:
+        """query keys [*] → their sums [*] (0 for a key never given)."""
+        if len(self.keys) == 0:
+            return torch.zeros(query.shape)
+        at = torch.searchsorted(self.keys, query.reshape(-1)).clamp_max(len(self.keys) - 1)
+        found = self.keys[at] == query.reshape(-1)
+        return torch.where(found, self.sums[at], 0.0).reshape(query.shape)
+
+
 def scatter_rows(
     rows: Tensor, columns: Tensor, weights: Tensor, b: int, n: int, among: Tensor | None = None
 ) -> Tensor:
