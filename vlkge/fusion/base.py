@@ -21,12 +21,17 @@ def weighted_sum(parts: Sequence[Tensor], weights: Tensor) -> Tensor:
 
 class MaskWeightedFusion(nn.Module):
     """A fusion whose weights depend on the modality mask only (and learned constants), not on
-    the parts: fused = Σ_m weights(mask)[:, m] · part_m is linear in each part, which lets a
+    the parts: fused = Σ_m weights(mask)[:, m] · B_m · part_m is linear in each part, which lets a
     linear scorer take the parts apart (:mod:`vlkge.representations.linear_negatives`)."""
 
     def weights(self, mask: Tensor) -> Tensor:
         """mask [B, M] bool → weights [B, M]."""
         raise NotImplementedError
+
+    def part_map(self, m: int) -> Tensor | None:
+        """The matrix B_m [d, d] part m passes through before it is weighed (fused = Σ_m
+        weights_m · B_m · part_m); None: the identity."""
+        return None
 
     def forward(self, parts: Sequence[Tensor], mask: Tensor) -> Tensor:
         return weighted_sum(parts, self.weights(mask).to(parts[0].dtype))

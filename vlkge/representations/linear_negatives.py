@@ -1,6 +1,7 @@
 """A training batch's sampled corruptions scored without computing their fused rows.
 
-Under a fusion that weighs its parts by the modality mask only (average, weighted:
+Under a fusion that weighs its parts by the modality mask only (average, weighted, concat — whose
+block B_m of its map each part meets first, so that q below becomes B_mᵀq for part m:
 :class:`vlkge.fusion.base.MaskWeightedFusion`) the fused row of entity e is
 e = Σ_m w_m(e)·part_m(e), with part_m = W_m·x_m(e) + b_m for a feature modality (x_m frozen) and
 the structural row s(e). A backbone that scores a candidate by a dot product with a query q
@@ -22,6 +23,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
+from vlkge.fusion.base import MaskWeightedFusion
 from vlkge.gathered import dot_of_chosen_pairs, sampled_dot
 from vlkge.modalities import STRUCTURAL
 from vlkge.positions import positions_among
@@ -35,6 +37,7 @@ class Parts(Protocol):
     structure: StructuralEmbedding | None
     projections: nn.ModuleDict
     mask: Tensor
+    fusion: MaskWeightedFusion
 
     def feature_table(self, modality: str) -> Tensor: ...
 
@@ -67,11 +70,14 @@ class LinearNegatives:
         weights = self.weights[replacement]  # [B, K, M]
         out = torch.zeros(replacement.shape, dtype=queries.dtype, device=queries.device)
         for i, m in enumerate(reps.modalities):
+            # ⟨q, B_m · part⟩ = ⟨B_mᵀq, part⟩ for a fusion that maps its parts (concat)
+            block = reps.fusion.part_map(i)
+            meets = queries if block is None else queries @ block
             if m == STRUCTURAL:
                 structure = reps.structure
-                dots = sampled_dot(queries, structure.weight, entities, side, structure.sparse)
+                dots = sampled_dot(meets, structure.weight, entities, side, structure.sparse)
             else:
-                dots = self._feature_dots(m, i, queries, replacement, entities, side)
+                dots = self._feature_dots(m, i, meets, replacement, entities, side)
             out = torch.addcmul(out, weights[..., i], dots)
         return out
 
