@@ -75,6 +75,32 @@ def test_imaginary_part_of_entities_without_structure_has_a_gradient(tiny, imagi
         assert reps.gate.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("fusion", ["average", "concat"])
+def test_fused_complex_rows_take_features_into_both_parts(tiny, fusion, tmp_path):
+    """``model.imaginary: fused``: features are projected to whole complex rows, so a seen entity's
+    imaginary part moves with its features and an unseen one's row ignores its structural row;
+    rows agree alone, in a batch and in the full table, and training steps run."""
+    graph, _ = tiny
+    model = _model(graph, backbone="complex", imaginary="fused", fusion=fusion)
+    reps = model.entity
+    d = reps.dim
+    assert reps.projections["textual"].out_features == 2 * d and not hasattr(reps, "to_imaginary")
+    ids = torch.tensor([3, 0, UNSEEN, 10])
+    with torch.no_grad():
+        before = reps(ids)
+        assert torch.allclose(before, reps.all()[ids], atol=1e-6)
+        assert torch.allclose(reps(torch.tensor([UNSEEN]))[0], before[2], atol=1e-6)
+        reps.structure.weight[UNSEEN] += 5.0
+        assert torch.allclose(reps(ids)[2], before[2])
+        reps.feature_table("textual")[0] += 1.0
+        after = reps(ids)
+    assert not torch.allclose(after[1, d:], before[1, d:])  # seen entity 0's imaginary part
+    assert torch.equal(after[0], before[0])
+    params = vl_params(backbone="complex", imaginary="fused", fusion=fusion)
+    trainer = Trainer(graph, params, tmp_path / "run")
+    assert trainer.train_epoch(1, show=False)["loss"] > 0
+
+
 def test_unseen_entities_are_reported_apart(tiny, tmp_path):
     graph, _ = tiny
     trainer = Trainer(graph, vl_params(), tmp_path / "run")

@@ -420,7 +420,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("evaluate.candidate_pools", lambda v: v in (None, "all", "per_relation"), "use all or per_relation"),
     ("evaluate.missing", lambda v: v in ("worst", "drop", "error"), "use worst, drop or error"),
     ("model.p_norm", lambda v: v in (1, 2), "use 1 or 2"),
-    ("model.imaginary", lambda v: v in ("projection", "gated"), "use projection or gated"),
+    ("model.imaginary", lambda v: v in ("projection", "gated", "fused"), "use projection, gated or fused"),
     ("model.similarity", lambda v: v >= 0, "must be >= 0 (0: no feature prior)"),
     ("model.alone_similarity", lambda v: v >= 0, "must be >= 0"),
     ("model.mentions", lambda v: v >= 0, "must be >= 0 (0: no text mentions)"),

@@ -9,7 +9,9 @@ Widths: TransE/DistMult entities are ``[d]``; ComplEx/RotatE entities are ``[rea
 (``2d``). The fused vector is the real part. The imaginary part is the structural table's own for
 entities with structure; for entities without it (inductive, or runs without ``structural``) it is
 derived from the fused real part, ``P·real`` (``model.imaginary: projection``) or
-``σ(G·real) ⊙ P·real`` (``gated``), so P and G get gradients from those entities.
+``σ(G·real) ⊙ P·real`` (``gated``), so P and G get gradients from those entities. With ``fused``
+the features are projected to whole complex rows (``2d``) and fused with the structural row at
+full width: they inform both parts of every entity.
 
 Entities with no modality and no structure have no representation (``present`` is False): the
 trainer reports them, and evaluation excludes them (as queries and as candidates).
@@ -101,6 +103,8 @@ class MultimodalRepresentation(EntityRepresentation):
         self.modalities = tuple(modalities)
         self.feature_modalities = tuple(m for m in modalities if m in FEATURE_MODALITIES)
         self.dim, self.factor = dim, factor
+        # the width of each fused part: the real part d, or the whole complex row (``fused``)
+        self.part_width = factor * dim if imaginary == "fused" else dim
         self.num_entities = inputs.num_entities
         n = inputs.num_entities
         has_structure = (
@@ -118,14 +122,14 @@ class MultimodalRepresentation(EntityRepresentation):
         for m in self.feature_modalities:
             feats = inputs.features[m]
             self.register_buffer(f"features_{m}", feats, persistent=False)
-            self.projections[m] = nn.Linear(feats.shape[1], dim)
+            self.projections[m] = nn.Linear(feats.shape[1], self.part_width)
         columns = [has_structure if m == STRUCTURAL else inputs.present[m] for m in modalities]
         self.register_buffer("mask", torch.stack(columns, dim=1), persistent=False)  # [N, M]
         # modality → ((data pointer, version) of the features it was computed from, unit table)
         self._units: dict[str, tuple[tuple[int, int], Tensor]] = {}
-        self.fusion = make_fusion(fusion, len(modalities), dim, fusion_options)
+        self.fusion = make_fusion(fusion, len(modalities), self.part_width, fusion_options)
         self.imaginary = imaginary
-        if factor == 2:
+        if factor == 2 and imaginary != "fused":
             self.to_imaginary = nn.Linear(dim, dim)
             self.gate = nn.Linear(dim, dim) if imaginary == "gated" else None
 
@@ -195,9 +199,13 @@ class MultimodalRepresentation(EntityRepresentation):
     ) -> Tensor:
         """structure [B, factor·d] or None, projected features {m: [B, d]}, mask [B, M],
         has_structure [B] → [B, factor·d]."""
-        parts = [structure[:, : self.dim] if m == STRUCTURAL else projected[m] for m in self.modalities]
-        real = self.fusion(parts, mask)
-        if self.factor == 2:
+        if self.part_width > self.dim:  # fused: the parts are whole complex rows
+            parts = [structure if m == STRUCTURAL else projected[m] for m in self.modalities]
+            real = self.fusion(parts, mask)
+        else:
+            parts = [structure[:, : self.dim] if m == STRUCTURAL else projected[m] for m in self.modalities]
+            real = self.fusion(parts, mask)
+        if self.factor == 2 and self.part_width == self.dim:
             if structure is None:
                 imag = self._derived_imaginary(real)
             else:  # derived only where there is no structural imaginary part (possibly no row:
@@ -287,7 +295,7 @@ class MultimodalRepresentation(EntityRepresentation):
                 projected[m] = self.projections[m](feats if every else feats[ids])
             else:
                 have = self.mask[ids, self.modalities.index(m)].nonzero().flatten()
-                out = feats.new_zeros(len(ids), self.dim)
+                out = feats.new_zeros(len(ids), self.part_width)
                 projected[m] = out.index_copy(0, have, self.projections[m](feats[ids[have]]))
             if fresh and m in fresh:
                 at, values = fresh[m]
