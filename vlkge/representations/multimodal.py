@@ -6,12 +6,12 @@ feature vector with a learned linear projection to the real width ``d``. A mask 
 of the ``model.modalities`` each entity has; :mod:`vlkge.fusion` combines the present ones.
 
 Widths: TransE/DistMult entities are ``[d]``; ComplEx/RotatE entities are ``[real | imaginary]``
-(``2d``). The fused vector is the real part. The imaginary part is the structural table's own for
-entities with structure; for entities without it (inductive, or runs without ``structural``) it is
-derived from the fused real part, ``P·real`` (``model.imaginary: projection``) or
-``σ(G·real) ⊙ P·real`` (``gated``), so P and G get gradients from those entities. With ``fused``
-the features are projected to whole complex rows (``2d``) and fused with the structural row at
-full width: they inform both parts of every entity.
+(``2d``). With ``model.imaginary: fused`` (the default) the features are projected to whole complex
+rows and fused with the structural row at full width: they inform both parts of every entity.
+Otherwise the fused vector is the real part; the imaginary part is the structural table's own for
+entities with structure, and for entities without it (inductive, or runs without ``structural``)
+it is derived from the fused real part, ``P·real`` (``projection``) or ``σ(G·real) ⊙ P·real``
+(``gated``), so P and G get gradients from those entities.
 
 Entities with no modality and no structure have no representation (``present`` is False): the
 trainer reports them, and evaluation excludes them (as queries and as candidates).
@@ -92,7 +92,7 @@ class MultimodalRepresentation(EntityRepresentation):
         *,
         fusion: str = "average",
         fusion_options: Mapping[str, Any] | None = None,
-        imaginary: str = "projection",
+        imaginary: str = "fused",
         init: str = "xavier_uniform",
         without_structure: str = "features",
     ) -> None:
