@@ -35,20 +35,20 @@ def data_dir(tmp_path_factory):
     return base / "data"
 
 
-def test_two_gloo_processes_match_one_process(data_dir, tmp_path):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-    flags = ["--dim", "32", "--epochs", "6", "--batch-size", "128", "--negatives", "8", "--device", "cpu"]
+def _torchrun(args: list[str], cwd, **env: str) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node=2 ARGS`` (gloo, one thread per process); it must
+    succeed."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1", **env}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    command += ["-m", "vlkge", "--data-dir", str(data_dir), "train", "custom:toy", "--backbone", "distmult"]
-    result = subprocess.run(
-        [*command, *flags, "--out", "ddp", "--quiet"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    result = subprocess.run([*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_two_gloo_processes_match_one_process(data_dir, tmp_path):
+    flags = ["--dim", "32", "--epochs", "6", "--batch-size", "128", "--negatives", "8", "--device", "cpu"]
+    command = ["-m", "vlkge", "--data-dir", str(data_dir), "train", "custom:toy", "--backbone", "distmult"]
+    result = _torchrun([*command, *flags, "--out", "ddp", "--quiet"], tmp_path)
     assert result.stderr.count("trained distmult") == 1  # rank 0 reports, rank 1 is silent
     run_dir = data_dir / "custom-toy" / "models" / "ddp"
     written = sorted(p.name for p in run_dir.iterdir())
@@ -88,17 +88,8 @@ def test_fine_tuning_ranks_keep_one_encoder(tmp_path):
         pytest.skip("test photos not found")
     encoded_project(tmp_path / "data")
     root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    result = subprocess.run(
-        [*command, str(root / "tests" / "ddp_finetune_ranks.py"), str(tmp_path / "data")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    script = [str(root / "tests" / "ddp_finetune_ranks.py"), str(tmp_path / "data")]
+    result = _torchrun(script, tmp_path, PYTHONPATH=str(root))
     ranks = next(line for line in result.stdout.splitlines() if line.startswith("RANKS")).split()[1:]
     first, second = ([float(v) for v in rank.split(",")] for rank in ranks)
     assert first == second

@@ -105,8 +105,12 @@ class FeaturePrior(nn.Module):
             for name in VOTE_TABLE:
                 state.setdefault(prefix + name, getattr(self, name))
         super()._load_from_state_dict(state, prefix, *args, **kwargs)
-        if self.votes is not None:
-            self.votes.use_table(*(getattr(self, name) for name in VOTE_TABLE))
+        if self.votes is None:
+            return
+        neighbours, shares = (getattr(self, name).cpu() for name in VOTE_TABLE)
+        # a model built from the same saved table (load_model) already votes through it
+        if not (torch.equal(neighbours, self.votes.neighbours) and torch.equal(shares, self.votes.weights)):
+            self.votes.use_table(neighbours, shares)
 
     def _mention(
         self, view: int, r: Tensor, found: Mentioned | None, voted: Mentioned | None = None

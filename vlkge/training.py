@@ -144,7 +144,9 @@ class Trainer:
         # a run with a checkpoint is resumed (or refused): its saved neighbour table is reused
         # and its vote weights are loaded, so neither is searched for nor fitted again
         votes = config.model.multimodal and config.model.votes > 0
-        saved = self._checkpoint_model() if votes else None
+        # read once: resume() takes it from here
+        self._checkpoint = self._read_checkpoint() if votes else None
+        saved = None if self._checkpoint is None else self._checkpoint["model"]
         if model is None:
             model = build_model(config, graph.num_entities, graph.num_relations, self.inputs, saved)
         self.model = model.to(self.device)
@@ -198,11 +200,11 @@ class Trainer:
     def checkpoint_path(self) -> Path:
         return self.run_dir / CHECKPOINT
 
-    def _checkpoint_model(self) -> dict[str, Tensor] | None:
-        """The model state of the run's checkpoint (None without one)."""
+    def _read_checkpoint(self) -> dict[str, Any] | None:
+        """The run's checkpoint, on the CPU (None without one)."""
         if not self.checkpoint_path.is_file():
             return None
-        return load_payload(self.checkpoint_path, "cpu")["model"]
+        return load_payload(self.checkpoint_path, "cpu")
 
     def write_config(self) -> None:
         features = None if self.inputs is None else self.inputs.record
@@ -245,7 +247,8 @@ class Trainer:
                 path=self.checkpoint_path,
                 hint="run without --resume",
             )
-        payload = load_payload(self.checkpoint_path, self.device)
+        payload = self._checkpoint or load_payload(self.checkpoint_path, self.device)
+        self._checkpoint = None  # not kept through training
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.generator.set_state(payload["generator"].cpu())

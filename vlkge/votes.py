@@ -65,13 +65,17 @@ class NeighbourVotes:
         """Vote through the neighbour table ``neighbours`` [N, k] (global ids), ``weights`` [N, k]
         (a run's saved one, so a loaded model votes as it was trained)."""
         self.neighbours, self.weights = neighbours.long().cpu(), weights.float().cpu()
-        kept = self.weights.reshape(-1) > 0
-        owners = torch.arange(self.n).repeat_interleave(neighbours.shape[1])[kept]
-        voters, shared = self.neighbours.reshape(-1)[kept], self.weights.reshape(-1)[kept]
+        owners, voters, shared = self._entries()
         # voter o → the entities c with o ∈ kNN(c), weighted ω(c, o)
         self.voted_by = Lists(voters, owners, self.n, shared)
         self._summed: tuple[KeyedSums, KeyedSums] | None = None
         self._too_many = False
+
+    def _entries(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The table's entries of positive weight, flat [L]: (entity e, its neighbour n, ω(e, n))."""
+        kept = self.weights.reshape(-1) > 0
+        owners = torch.arange(self.n).repeat_interleave(self.neighbours.shape[1])[kept]
+        return owners, self.neighbours.reshape(-1)[kept], self.weights.reshape(-1)[kept]
 
     @property
     def summed(self) -> tuple[KeyedSums, KeyedSums] | None:
@@ -79,9 +83,7 @@ class NeighbourVotes:
         :meth:`pairs` (training; evaluation reads rows): a pair is then one lookup, not k (a
         training step's 51,200 pairs: 1M lookups) — when the sums fit in :data:`SUMMED_ENTRIES`."""
         if self._summed is None and not self._too_many:
-            kept = self.weights.reshape(-1) > 0
-            owners = torch.arange(self.n).repeat_interleave(self.neighbours.shape[1])[kept]
-            voters, shared = self.neighbours.reshape(-1)[kept], self.weights.reshape(-1)[kept]
+            owners, voters, shared = self._entries()
             degree = self.as_head.offsets.diff() + self.as_tail.offsets.diff()
             self._too_many = int(degree[voters].sum()) > SUMMED_ENTRIES
             if self._too_many:

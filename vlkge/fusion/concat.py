@@ -31,9 +31,8 @@ class ConcatFusion(MaskWeightedFusion):
 
     def forward(self, parts: Sequence[Tensor], mask: Tensor) -> Tensor:
         # W [d, M·d] applied block by block: Σ_m W_m · (mask_m · part_m), no [B, M·d] concatenation
-        blocks = self.out.weight.split(parts[0].shape[1], dim=1)
-        weight = mask.to(parts[0].dtype)
-        out = (parts[0] * weight[:, :1]) @ blocks[0].T
+        weight = self.weights(mask).to(parts[0].dtype)
+        out = (parts[0] * weight[:, :1]) @ self.part_map(0).T
         for m in range(1, len(parts)):
-            out = torch.addmm(out, parts[m] * weight[:, m : m + 1], blocks[m].T)
+            out = torch.addmm(out, parts[m] * weight[:, m : m + 1], self.part_map(m).T)
         return out

@@ -199,13 +199,10 @@ class MultimodalRepresentation(EntityRepresentation):
     ) -> Tensor:
         """structure [B, factor·d] or None, projected features {m: [B, d]}, mask [B, M],
         has_structure [B] → [B, factor·d]."""
-        if self.part_width > self.dim:  # fused: the parts are whole complex rows
-            parts = [structure if m == STRUCTURAL else projected[m] for m in self.modalities]
-            real = self.fusion(parts, mask)
-        else:
-            parts = [structure[:, : self.dim] if m == STRUCTURAL else projected[m] for m in self.modalities]
-            real = self.fusion(parts, mask)
-        if self.factor == 2 and self.part_width == self.dim:
+        whole = self.part_width > self.dim  # fused: the parts are whole complex rows
+        structural = structure if whole or structure is None else structure[:, : self.dim]
+        real = self.fusion([structural if m == STRUCTURAL else projected[m] for m in self.modalities], mask)
+        if self.factor == 2 and not whole:
             if structure is None:
                 imag = self._derived_imaginary(real)
             else:  # derived only where there is no structural imaginary part (possibly no row:
