@@ -9,6 +9,7 @@ import torch
 from vlkge.config import load_config
 from vlkge.evaluation import BYTES_PER_SCORE, chunk_rows, evaluate
 from vlkge.gathered import sampled_dot
+from vlkge.optim import RowAdagrad
 from vlkge.training import Trainer
 
 
@@ -88,3 +89,22 @@ def test_evaluation_is_independent_of_chunking(demo_graph, tmp_path, backbone):
     tight = evaluate(trainer.model, demo_graph, "test", memory_mib=budget)
     assert whole["overall"] == single["overall"] == tight["overall"]
     assert whole["per_relation"] == single["per_relation"]
+
+
+def test_row_adagrad_fused_dense_step_matches_torch_and_keeps_its_kernel_on_load():
+    gen = torch.Generator().manual_seed(0)
+    start = torch.randn(50, 8, generator=gen)
+    ours, theirs = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    fused = RowAdagrad([ours], lr=0.1)
+    plain = torch.optim.Adagrad([theirs], lr=0.1, foreach=False)
+    assert fused.param_groups[0]["fused"] and not plain.param_groups[0]["fused"]
+    for _ in range(3):
+        grad = torch.randn(50, 8, generator=gen)
+        ours.grad, theirs.grad = grad.clone(), grad.clone()
+        fused.step()
+        plain.step()
+    torch.testing.assert_close(ours.detach(), theirs.detach())
+    assert not torch.equal(ours.detach(), start)
+    fused.load_state_dict(plain.state_dict())  # a checkpoint of the unfused kernel
+    assert fused.param_groups[0]["fused"]
+    torch.testing.assert_close(fused.state[ours]["sum"], plain.state[theirs]["sum"])

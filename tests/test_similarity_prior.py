@@ -63,7 +63,8 @@ def test_batch_similarities_equal_the_pairwise_ones(tiny):
     corrupt_head = torch.rand(4, 6) < 0.5
     corrupt_head[0, 0] = False
     rows = reps.for_batch(batch, replacement)
-    positive, negative = reps.similarity_in_batch(rows, corrupt_head)
+    ends = tuple(reps.unit_rows(rows.global_ids(rows.batch[:, i])) for i in (0, 2))
+    positive, negative = reps.similarity_in_batch(rows, corrupt_head, ends)
     assert positive.tolist() == pytest.approx(reps.similarity(batch[:, 0], batch[:, 2]).tolist(), abs=1e-6)
     heads = torch.where(corrupt_head, replacement, batch[:, :1])
     tails = torch.where(corrupt_head, batch[:, 2:], replacement)
@@ -101,9 +102,8 @@ def test_batch_priors_equal_the_pairwise_ones(tiny):
 
 def _alone(model, h, r, t):
     reps, prior = model.entity, model.prior
-    fit = (prior.typing[0, r] * reps.unit_features(h)).sum(-1) + (
-        prior.typing[1, r] * reps.unit_features(t)
-    ).sum(-1)
+    unit = [torch.cat(reps.unit_rows(e), dim=-1) for e in (h, t)]  # [*, D] each
+    fit = (prior.typing[0, r] * unit[0]).sum(-1) + (prior.typing[1, r] * unit[1]).sum(-1)
     return prior.alone_weight[r] * reps.similarity(h, t) + fit
 
 

@@ -4,6 +4,8 @@ rows: the sparse relations text mentions (:mod:`vlkge.features.mentions`) and ne
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import Tensor
 
@@ -35,21 +37,75 @@ class Lists:
         return owner, self.values[at], self.weights[at]
 
 
-class KeyedSums:
-    """A sparse vector over int64 keys: the weights given with each key, summed; looked up by key."""
+#: slots of a :class:`KeyedSums`' membership filter per stored key (rounded up to a power of
+#: two): a query whose slot no key fills is absent without a search (≈ 1/16 of absent queries
+#: reach the search; a training step's sampled pairs are nearly all absent)
+FILTER_SLOTS_PER_KEY = 16
+#: the filter's largest size in slots (one byte each); beyond it more absent queries are searched
+FILTER_MAX_SLOTS = 1 << 26
+#: ⌊2³² / φ⌋: multiplicative (Fibonacci) hashing of 31-bit folds of the keys, without overflow
+_FIBONACCI = 2654435769
 
-    def __init__(self, keys: Tensor, weights: Tensor) -> None:
-        """``keys`` [P] (int64, any order, repeats summed), ``weights`` [P]."""
-        self.keys, inverse = torch.unique(keys, return_inverse=True)  # sorted
-        self.sums = torch.zeros(len(self.keys)).index_add_(0, inverse, weights.float())
+
+class KeyedSums:
+    """A sparse vector over int64 keys: the weights given with each key, summed; looked up by key
+    (a sorted-key search behind a membership filter)."""
+
+    def __init__(self, keys: Tensor, weights: Tensor | None = None) -> None:
+        """``keys`` [P] (int64 ≥ 0, any order, repeats summed), ``weights`` [P] (default 1)."""
+        self.keys, inverse = torch.unique(keys.long(), return_inverse=True)  # sorted
+        weights = torch.ones(len(keys)) if weights is None else weights.float()
+        self.sums = torch.zeros(len(self.keys), device=keys.device).index_add_(0, inverse, weights)
+        wanted = max(1, len(self.keys) * FILTER_SLOTS_PER_KEY)
+        self._bits = min(wanted - 1, FILTER_MAX_SLOTS - 1).bit_length()
+        self._filter = torch.zeros(1 << self._bits, dtype=torch.bool, device=keys.device)
+        self._filter[self._slot(self.keys)] = True
+        self._moved: dict[torch.device, KeyedSums] = {}
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def _slot(self, keys: Tensor) -> Tensor:
+        """The filter slot of each key [*] (the top bits of a 63-bit product: no int64 overflow)."""
+        folded = (keys ^ (keys >> 31)) & 0x7FFFFFFF
+        return (folded * _FIBONACCI) >> (63 - self._bits)
+
+    def on(self, device: torch.device) -> KeyedSums:
+        """This vector on ``device`` (a copy kept for later calls)."""
+        if device == self.keys.device:
+            return self
+        if device not in self._moved:
+            moved = copy.copy(self)
+            moved.keys, moved.sums = self.keys.to(device), self.sums.to(device)
+            moved._filter = self._filter.to(device)
+            moved._moved = {}
+            self._moved[device] = moved
+        return self._moved[device]
+
+    def _find(self, query: Tensor) -> tuple[Tensor, Tensor]:
+        """Flat query keys [Q] → (the queries found [F], their positions in ``keys`` [F])."""
+        maybe = self._filter[self._slot(query)].nonzero().squeeze(1)
+        wanted = query[maybe]
+        at = torch.searchsorted(self.keys, wanted).clamp_max(len(self.keys) - 1)
+        found = self.keys[at] == wanted
+        return maybe[found], at[found]
 
     def __getitem__(self, query: Tensor) -> Tensor:
         """query keys [*] → their sums [*] (0 for a key never given)."""
-        if len(self.keys) == 0:
-            return torch.zeros(query.shape)
-        at = torch.searchsorted(self.keys, query.reshape(-1)).clamp_max(len(self.keys) - 1)
-        found = self.keys[at] == query.reshape(-1)
-        return torch.where(found, self.sums[at], 0.0).reshape(query.shape)
+        flat = query.reshape(-1).long()
+        out = torch.zeros(flat.shape, device=flat.device)
+        if len(self.keys):
+            where, at = self._find(flat)
+            out[where] = self.sums[at]
+        return out.reshape(query.shape)
+
+    def holds(self, query: Tensor) -> Tensor:
+        """query keys [*] → bool [*]: whether each was given."""
+        flat = query.reshape(-1).long()
+        out = torch.zeros(flat.shape, dtype=torch.bool, device=flat.device)
+        if len(self.keys):
+            out[self._find(flat)[0]] = True
+        return out.reshape(query.shape)
 
 
 def scatter_rows(

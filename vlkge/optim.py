@@ -10,10 +10,14 @@ does the same update in one sum over duplicate rows and a handful of row gathers
 
 — exactly the dense update (untouched rows have g = 0 and do not move). Dense gradients take
 torch's own path. The state (``sum``, ``step``) and hyper-parameters are Adagrad's, so checkpoints
-are interchangeable with ``torch.optim.Adagrad``'s.
+are interchangeable with ``torch.optim.Adagrad``'s. On the CPU the dense update is torch's fused
+kernel (one pass over a table instead of five).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -21,6 +25,19 @@ from torch import Tensor
 
 class RowAdagrad(torch.optim.Adagrad):
     """``torch.optim.Adagrad`` whose sparse-gradient update works on the touched rows only."""
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, **options: Any) -> None:
+        params = list(params)
+        options.setdefault("fused", _fusable(params) and not options.get("foreach"))
+        super().__init__(params, lr=lr, **options)
+        self._fused = [group["fused"] for group in self.param_groups]
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load as torch does, keeping this optimiser's choice of kernel (a checkpoint may come
+        from another device)."""
+        super().load_state_dict(state_dict)
+        for group, fused in zip(self.param_groups, self._fused, strict=True):
+            group["fused"] = fused
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -59,6 +76,13 @@ class RowAdagrad(torch.optim.Adagrad):
         total = state["sum"].index_select(0, rows).addcmul_(summed, summed)
         state["sum"].index_copy_(0, rows, total)
         param.index_add_(0, rows, summed / total.sqrt_().add_(group["eps"]), alpha=-clr)
+
+
+def _fusable(params: list[Any]) -> bool:
+    """Whether torch's fused Adagrad (CPU only) takes these parameters (tensors, or groups of
+    them): all floating point on the CPU."""
+    tensors = [t for p in params for t in (p["params"] if isinstance(p, dict) else [p])]
+    return all(t.device.type == "cpu" and t.is_floating_point() for t in tensors)
 
 
 class OptimizerPair:

@@ -137,9 +137,11 @@ class FeaturePrior(nn.Module):
         rows = self.mentions.names(anchor, among), self.mentions.named_by(anchor, among)
         return oriented(rows, side)
 
-    def _fit(self, side: int, r: Tensor, unit: Tensor) -> Tensor:
-        """⟨ρˢ_r, x̂⟩ of entities with normalised features ``unit`` [*, D], relations r [*] → [*]."""
-        return (self.typing[side, r] * unit).sum(-1)
+    def _fit(self, side: int, r: Tensor, units: tuple[Tensor, ...]) -> Tensor:
+        """⟨ρˢ_r, x̂⟩ of entities with normalised features ``units`` (each modality's [*, d_m]:
+        :meth:`EntityRepresentation.unit_rows`), relations r [*] → [*]."""
+        weights = _blocks(_relation_rows(self.typing[side], r), units)
+        return sum(torch.linalg.vecdot(w, unit) for w, unit in zip(weights, units, strict=True))
 
     def _offset(self, side: int, r: Tensor, structured: Tensor) -> Tensor:
         """βˢ_r for the entities without structure among ``structured`` [*] (0 for the others)."""
@@ -149,7 +151,7 @@ class FeaturePrior(nn.Module):
         """⟨ρˢ_r, x̂_e⟩ of sampled entities e = ``index`` [B, K] (global ids) on ``side`` [B, K]
         (0 head, 1 tail) of r [B] → [B, K], read in place from the unit tables (no [B, K, D]
         gather)."""
-        queries = self.typing[:, r].transpose(0, 1)  # [B, 2, D]
+        queries = self.typing.index_select(1, r).transpose(0, 1)  # [B, 2, D]
         total = torch.zeros(index.shape, device=index.device)
         blocks = _blocks(queries, reps.unit_tables())
         for modality, block in zip(reps.feature_modalities, blocks, strict=True):
@@ -164,7 +166,7 @@ class FeaturePrior(nn.Module):
         structure."""
         units = reps.unit_tables()
         offsets = self._offset(side, r.unsqueeze(1), structured.unsqueeze(0))
-        for weights, unit in zip(_blocks(self.typing[side, r], units), units, strict=True):
+        for weights, unit in zip(_blocks(_relation_rows(self.typing[side], r), units), units, strict=True):
             offsets = offsets + weights @ (unit if among is None else unit[among]).T
         return offsets
 
@@ -180,8 +182,8 @@ class FeaturePrior(nn.Module):
         if self.typing is None:
             return joint
         alone = self.alone_weight[r] * sim + self._mention(ALONE, r, found, voted)
-        alone = alone + self._fit(HEAD, r, reps.unit_features(h))
-        alone = alone + self._fit(TAIL, r, reps.unit_features(t))
+        alone = alone + self._fit(HEAD, r, reps.unit_rows(h))
+        alone = alone + self._fit(TAIL, r, reps.unit_rows(t))
         alone = alone + self._offset(HEAD, r, structured[h]) + self._offset(TAIL, r, structured[t])
         return torch.where(structured[h] & structured[t], joint, alone)
 
@@ -200,7 +202,7 @@ class FeaturePrior(nn.Module):
         candidate_structured = structured if among is None else structured[among]
         candidates = self._candidates(reps, side, r, among, candidate_structured)
         candidates = candidates + self._mention(ALONE, r.unsqueeze(1), found, voted)
-        given = self._fit(1 - side, r, reps.unit_features(anchor))
+        given = self._fit(1 - side, r, reps.unit_rows(anchor))
         given = given + self._offset(1 - side, r, structured[anchor])
         alone = self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
         both = structured[anchor].unsqueeze(1) & candidate_structured.unsqueeze(0)  # [B, N]
@@ -224,15 +226,17 @@ class FeaturePrior(nn.Module):
             return self.weight[r].unsqueeze(1) * sim + self._mention(JOINT, r.unsqueeze(1), found, voted)
         candidates = self._candidates(reps, side, r, None, reps.structured())
         candidates = candidates + self._mention(ALONE, r.unsqueeze(1), found, voted)
-        given = self._fit(1 - side, r, reps.unit_of_features(features)) + self.unstructured[1 - side, r]
+        new_units = _blocks(reps.unit_of_features(features), reps.unit_tables())
+        given = self._fit(1 - side, r, new_units) + self.unstructured[1 - side, r]
         return self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
 
     def in_batch(self, reps: EntityRepresentation, rows: BatchRows, corrupt_head: Tensor) -> BatchPrior:
         """A training batch's priors from its own rows (:class:`BatchPrior`)."""
-        sim_positive, sim_negative = reps.similarity_in_batch(rows, corrupt_head)
         r = rows.batch[:, 1]
         h, t = rows.batch[:, 0], rows.batch[:, 2]
         ids = rows.ids if rows.ids is not None else torch.arange(reps.num_entities, device=r.device)
+        units_h, units_t = reps.unit_rows(ids[h]), reps.unit_rows(ids[t])  # gathered once
+        sim_positive, sim_negative = reps.similarity_in_batch(rows, corrupt_head, (units_h, units_t))
         found_positive = found_negative = voted_positive = voted_negative = None
         (gh, gt), (nh, nt) = self._batch_pairs(ids, h, t, rows.replacement, corrupt_head)
         if self.mentions is not None:
@@ -245,8 +249,8 @@ class FeaturePrior(nn.Module):
         if self.typing is None:
             return BatchPrior(positive, negative, positive, negative)
         structured, gh, gt = rows.structured, ids[h], ids[t]
-        head = self._fit(HEAD, r, reps.unit_features(gh))
-        tail = self._fit(TAIL, r, reps.unit_features(gt))
+        head = self._fit(HEAD, r, units_h)
+        tail = self._fit(TAIL, r, units_t)
         # the replaced entity's fit on its side (0: head, 1: tail)
         side = (~corrupt_head).long()
         replaced = self._fit_sampled(reps, r, ids[rows.replacement], side)
@@ -309,9 +313,15 @@ class FeaturePrior(nn.Module):
         return (gh, gt), (negative_heads, negative_tails)
 
 
+def _relation_rows(table: Tensor, r: Tensor) -> Tensor:
+    """Rows of a per-relation table [R, D] for relations r [*] → [*, D], by ``index_select``: its
+    backward is an index_add, where indexing's is a serial accumulating index_put."""
+    return table.index_select(0, r.reshape(-1)).view(*r.shape, table.shape[-1])
+
+
 def _blocks(x: Tensor, units: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    """x [*, D] split along its last dimension into the widths of the unit tables [N, d_m]."""
-    return torch.split(x, [unit.shape[1] for unit in units], dim=-1)
+    """x [*, D] split along its last dimension into the widths d_m of ``units`` ([..., d_m] each)."""
+    return torch.split(x, [unit.shape[-1] for unit in units], dim=-1)
 
 
 def oriented(rows: tuple[Tensor, Tensor], side: int) -> Mentioned:

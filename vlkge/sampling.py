@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from vlkge.components import SAMPLERS
+from vlkge.csr import KeyedSums
 
 
 def triple_keys(triples: Tensor, num_entities: int, num_relations: int) -> Tensor:
@@ -80,7 +81,7 @@ class NegativeSampler:
         self.generator = generator
         self.p_head = head_corruption_probability(train, num_relations, mode)
         self.filtered = filtered
-        self.known = torch.sort(triple_keys(train, num_entities, num_relations)).values if filtered else None
+        self.known = KeyedSums(triple_keys(train, num_entities, num_relations)) if filtered else None
 
     @property
     def num_candidates(self) -> int:
@@ -103,7 +104,5 @@ class NegativeSampler:
         negatives[..., 2] = torch.where(corrupt_head, negatives[..., 2], draw)
         keep = torch.ones(b, k, dtype=torch.bool)
         if self.known is not None:
-            keys = triple_keys(negatives, self.num_entities, self.num_relations).reshape(-1)
-            pos = torch.searchsorted(self.known, keys).clamp_max(len(self.known) - 1)
-            keep = (self.known[pos] != keys).reshape(b, k)
+            keep = ~self.known.holds(triple_keys(negatives, self.num_entities, self.num_relations))
         return negatives, corrupt_head, keep

@@ -52,7 +52,7 @@ class NeighbourVotes:
         train = train.cpu()
         h, r, t = train[:, 0].long(), train[:, 1].long(), train[:, 2].long()
         self.voters = voters_of(train)
-        self.keys = torch.unique((h * self.r + r) * self.n + t)  # sorted
+        self.held = KeyedSums((h * self.r + r) * self.n + t)  # the training triples
         # (entity, relation) → the entities on the other side: tails of (h, r), heads of (t, r)
         self.tails = Lists(h * self.r + r, t, self.n * self.r)
         self.heads = Lists(t * self.r + r, h, self.n * self.r)
@@ -104,9 +104,7 @@ class NeighbourVotes:
     def _holds(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         """[(h, r, t) ∈ train] of ids (broadcast) → float."""
         h, r, t = torch.broadcast_tensors(h, r, t)
-        query = ((h * self.r + r) * self.n + t).reshape(-1)
-        at = torch.searchsorted(self.keys, query).clamp_max(len(self.keys) - 1)
-        return (self.keys[at] == query).float().reshape(h.shape)
+        return self.held.holds((h * self.r + r) * self.n + t).float()
 
     def pairs(self, h: Tensor, r: Tensor, t: Tensor, h_seen: Tensor, t_seen: Tensor) -> tuple[Tensor, Tensor]:
         """(fwd, bwd) of triples of global ids [*] (broadcast); ``*_seen`` [*] bool: whether the

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from vlkge.csr import Lists, scatter_rows
+from vlkge.csr import KeyedSums, Lists, scatter_rows
 
 _WORD = re.compile(r"[^\W_]+")
 #: a name borne by more entities than this is no mention of any of them
@@ -74,6 +74,7 @@ class Mentions:
         self.index = index
         pairs = pairs.long().reshape(-1, 2)
         self.keys = torch.unique(pairs[:, 0] * n + pairs[:, 1])  # sorted
+        self._lookup = KeyedSums(self.keys)
         self._names = Lists(self.keys // n, self.keys % n, n)  # i → the j its text names
         by_named = self.keys % n * n + self.keys // n
         order = torch.sort(by_named).values
@@ -97,12 +98,8 @@ class Mentions:
 
     def pairs(self, i: Tensor, j: Tensor) -> Tensor:
         """``M[i, j]`` of global ids of one shape [*] → float [*]."""
-        if not len(self.keys):
-            return torch.zeros(i.shape, device=i.device)
-        keys = self.keys.to(i.device)
         query = i.long() * self.num_entities + j.long()
-        at = torch.searchsorted(keys, query.reshape(-1)).clamp_max(len(keys) - 1)
-        return (keys[at] == query.reshape(-1)).float().reshape(i.shape)
+        return self._lookup.on(query.device).holds(query).float()
 
     def names(self, ids: Tensor, among: Tensor | None = None) -> Tensor:
         """``M[ids]`` [B, N]: which entities the texts of ``ids`` [B] name (only the columns of

@@ -119,12 +119,16 @@ class EntityRepresentation(nn.Module):
         """⟨queries[b, side[b, k]], x̂_m[index[b, k]]⟩ [B, K] of the unit table of ``modality``."""
         raise NotImplementedError("no features")
 
-    def unit_features(self, ids: Tensor) -> Tensor:
-        """Entity ids [*] → [*, D]: :meth:`unit_tables`' rows side by side."""
-        return torch.cat([unit[ids] for unit in self.unit_tables()], dim=-1)
+    def unit_rows(self, ids: Tensor) -> tuple[Tensor, ...]:
+        """Entity ids [*] → :meth:`unit_tables`' rows of those entities, [*, d_m] each."""
+        flat = ids.reshape(-1)
+        return tuple(unit.index_select(0, flat).view(*ids.shape, -1) for unit in self.unit_tables())
 
-    def similarity_in_batch(self, rows: BatchRows, corrupt_head: Tensor) -> tuple[Tensor, Tensor]:
-        """A training batch's feature similarities: (positives [B], corruptions [B, K])."""
+    def similarity_in_batch(
+        self, rows: BatchRows, corrupt_head: Tensor, ends: tuple[tuple[Tensor, ...], tuple[Tensor, ...]]
+    ) -> tuple[Tensor, Tensor]:
+        """A training batch's feature similarities: (positives [B], corruptions [B, K]), given
+        the :meth:`unit_rows` of its heads and tails, ``ends``."""
         raise NotImplementedError("no features: no similarity")
 
     def similarity_to_all(self, query: Tensor, among: Tensor | None = None) -> Tensor | None:
@@ -137,7 +141,7 @@ class EntityRepresentation(nn.Module):
         raise NotImplementedError("no features: no similarity")
 
     def unit_of_features(self, features: Mapping[str, Tensor]) -> Tensor:
-        """A new entity's features {m: [B, d_m]} → [B, D], as :meth:`unit_features`."""
+        """A new entity's features {m: [B, d_m]} → [B, D]: its :meth:`unit_rows` side by side."""
         raise NotImplementedError("no features")
 
     def new_entity(self, features: dict[str, Tensor]) -> Tensor:

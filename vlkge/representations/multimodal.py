@@ -319,7 +319,7 @@ class MultimodalRepresentation(EntityRepresentation):
 
     @property
     def feature_width(self) -> int:
-        """D: the width of :meth:`unit_features` (the feature modalities' widths added up)."""
+        """D: the width of the :meth:`unit_rows` side by side (the feature modalities' widths added up)."""
         return sum(int(self.feature_table(m).shape[1]) for m in self.feature_modalities)
 
     def similarity(self, a: Tensor, b: Tensor) -> Tensor:
@@ -335,11 +335,14 @@ class MultimodalRepresentation(EntityRepresentation):
         return torch.where(a == b, torch.zeros_like(total), total / count.clamp_min(1.0))
 
     @torch.no_grad()
-    def similarity_in_batch(self, rows: BatchRows, corrupt_head: Tensor) -> tuple[Tensor, Tensor]:
+    def similarity_in_batch(
+        self, rows: BatchRows, corrupt_head: Tensor, ends: tuple[tuple[Tensor, ...], tuple[Tensor, ...]]
+    ) -> tuple[Tensor, Tensor]:
         """A training batch's similarities: (positives [B], sampled corruptions [B, K]);
-        ``corrupt_head`` [B, K] bool. Read in place from the unit tables (no copy of the batch's
-        rows; the pairs are dot products of the sampled kernel). The features are frozen, so no
-        gradient flows here (the prior's weights get theirs)."""
+        ``corrupt_head`` [B, K] bool; ``ends``: the :meth:`unit_rows` of its heads and of its
+        tails (gathered once by the caller, which reads them too). The corruptions are read in
+        place from the unit tables (the pairs are dot products of the sampled kernel). The
+        features are frozen, so no gradient flows here (the prior's weights get theirs)."""
         h, t = rows.global_ids(rows.batch[:, 0]), rows.global_ids(rows.batch[:, 2])
         replacement = rows.global_ids(rows.replacement)
         anchor = torch.where(corrupt_head, t.unsqueeze(1), h.unsqueeze(1))
@@ -347,12 +350,11 @@ class MultimodalRepresentation(EntityRepresentation):
         pos_total = torch.zeros(len(h), device=h.device)
         neg_total = torch.zeros(replacement.shape, device=h.device)
         pos_count, neg_count = torch.zeros_like(pos_total), torch.zeros_like(neg_total)
-        for m in self.feature_modalities:
+        for m, unit_h, unit_t in zip(self.feature_modalities, *ends, strict=True):
             have = self.mask[:, self.modalities.index(m)]
-            unit = self.unit_table(m)
-            pos_total += (unit[h] * unit[t]).sum(-1)
+            pos_total += torch.linalg.vecdot(unit_h, unit_t)
             pos_count += (have[h] & have[t]).to(pos_total.dtype)
-            queries = torch.stack([unit[t], unit[h]], dim=1)  # [B, 2, d_m]
+            queries = torch.stack([unit_t, unit_h], dim=1)  # [B, 2, d_m]
             neg_total += self.unit_dot_sampled(m, queries, replacement, side)
             neg_count += (have[anchor] & have[replacement]).to(neg_total.dtype)
         positive = torch.where(h == t, 0.0, pos_total / pos_count.clamp_min(1.0))
@@ -384,7 +386,7 @@ class MultimodalRepresentation(EntityRepresentation):
         return self._similarity_rows(given, have)
 
     def unit_of_features(self, features: Mapping[str, Tensor]) -> Tensor:
-        """A new entity's features {m: [B, d_m]} → [B, D], as :meth:`unit_features`."""
+        """A new entity's features {m: [B, d_m]} → [B, D]: its :meth:`unit_rows` side by side."""
         b = next(iter(features.values())).shape[0]
         blocks = []
         for m in self.feature_modalities:
