@@ -19,7 +19,10 @@ distinct entities' features [U_m, d_m] with the projection and its weight gradie
 are frozen: no input gradient), timed alone on matrices of the same shapes in the same run; under
 a dot-product backbone, whose negatives are scored from the parts, also the products that take the
 queries to each feature space. "every-row floor": the projections of every entity a step touches,
-what the epoch computed before (issue 12's reference).
+what the epoch computed before (issue 12's reference). The structure-only and VL trainers
+alternate epoch by epoch and each VL epoch's floors are timed right after it; with ``--epochs E``
+> 1 the first epoch is a warm-up and each later one gets a row, then their medians (this machine's
+rate drifts by up to 1.5× within minutes: compare figures of one row, not across runs).
 
 ``--profile`` times ``--batches`` training steps phase by phase (sampling, positive scores =
 the gathers of h, r, t, negative scores = the sampled kernel, loss, backward, optimiser) and
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 import tempfile
 import time
@@ -109,11 +113,13 @@ def _best(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) ->
     return min(times)
 
 
-def measure_vl(graph, backbone: str, store: str, epochs: int, workdir: Path) -> dict[str, float]:
-    """Structure-only and VL seconds per epoch (last of ``epochs``) and the VL epoch's projection
-    floor (:func:`projection_floor`, from the row counts its projections actually saw)."""
+def measure_vl(graph, backbone: str, store: str, epochs: int, workdir: Path) -> list[dict[str, float]]:
+    """Structure-only and VL seconds per epoch and the VL epoch's floors, for each of ``epochs``
+    epochs after the first (a warm-up; one epoch: that one): the two trainers alternate epoch by
+    epoch and each VL epoch's floors (:func:`projection_floor`, :func:`query_floor`, from the row
+    counts its projections actually saw) are timed right after it, so that the machine's rate,
+    which drifts here by up to 1.5× within minutes, is shared by the figures of one row."""
     plain = Trainer(graph, common.paper_config(backbone), workdir / f"{backbone}-structure")
-    plain_s = [plain.train_epoch(e, show=False)["seconds"] for e in range(1, epochs + 1)][-1]
     modalities = ["structural", "visual", "textual"]
     config = load_config(
         overrides={
@@ -136,7 +142,6 @@ def measure_vl(graph, backbone: str, store: str, epochs: int, workdir: Path) -> 
         queries[names[id(projection)]].append(int(q.shape[0] * q.shape[1]))
         return to_space(q, projection)
 
-    linear_negatives.to_feature_space = counted
     # what projecting every entity a step touches would cost (the code before negatives were
     # scored from the parts): U_m per step and modality
     touched: dict[str, list[int]] = {m: [] for m in reps.feature_modalities}
@@ -147,24 +152,34 @@ def measure_vl(graph, backbone: str, store: str, epochs: int, workdir: Path) -> 
             touched[m].append(int(reps_.mask[ids, reps_.modalities.index(m)].sum()))
         init(self, reps_, ids, weights)
 
-    linear_negatives.LinearNegatives.__init__ = noted
-    for e in range(1, epochs + 1):
-        for counts in rows.values():
-            counts.clear()
-        for counts in (*queries.values(), *touched.values()):
-            counts.clear()
-        vl_s = trainer.train_epoch(e, show=False)["seconds"]
-    linear_negatives.to_feature_space = to_space
-    linear_negatives.LinearNegatives.__init__ = init
     widths = {m: int(reps.feature_table(m).shape[1]) for m in reps.feature_modalities}
-    return {
-        "structure_s": plain_s,
-        "vl_s": vl_s,
-        "floor_s": projection_floor(rows, widths, 768) + query_floor(queries, widths, 768),
-        "rows": {m: sum(c) / max(len(c), 1) for m, c in rows.items()},
-        "queries": {m: sum(c) / max(len(c), 1) for m, c in queries.items()},
-        "every_row_floor_s": projection_floor(touched, widths, 768) if any(touched.values()) else math.nan,
-    }
+    measured = []
+    for e in range(1, epochs + 1):
+        plain_s = plain.train_epoch(e, show=False)["seconds"]
+        for counts in (*rows.values(), *queries.values(), *touched.values()):
+            counts.clear()
+        linear_negatives.to_feature_space = counted
+        linear_negatives.LinearNegatives.__init__ = noted
+        try:
+            vl_s = trainer.train_epoch(e, show=False)["seconds"]
+        finally:
+            linear_negatives.to_feature_space = to_space
+            linear_negatives.LinearNegatives.__init__ = init
+        if e == 1 and epochs > 1:
+            continue
+        measured.append(
+            {
+                "structure_s": plain_s,
+                "vl_s": vl_s,
+                "floor_s": projection_floor(rows, widths, 768) + query_floor(queries, widths, 768),
+                "rows": {m: sum(c) / max(len(c), 1) for m, c in rows.items()},
+                "queries": {m: sum(c) / max(len(c), 1) for m, c in queries.items()},
+                "every_row_floor_s": (
+                    projection_floor(touched, widths, 768) if any(touched.values()) else math.nan
+                ),
+            }
+        )
+    return measured
 
 
 def _tick(phases: dict[str, float], name: str, start: float) -> float:
@@ -260,17 +275,30 @@ def main() -> None:
         if args.vl:
             print(
                 f"{'backbone':9s} {'structure s/epoch':>17s} {'VL s/epoch':>10s} {'floor s':>8s} "
-                f"{'VL / floor':>10s} {'VL / structure':>14s} {'every-row floor s':>17s}  "
-                "mean rows (queries) per step"
+                f"{'VL / floor':>10s} {'VL / structure':>14s} {'every-row floor s':>17s} "
+                f"{'VL / every':>10s}  mean rows (queries) per step"
             )
             for backbone in args.backbones.split(","):
-                r = measure_vl(graph, backbone, args.vl, args.epochs, Path(tmp))
-                rows = ", ".join(f"{m} {n:,.0f} ({r['queries'][m]:,.0f})" for m, n in r["rows"].items())
-                print(
-                    f"{backbone:9s} {r['structure_s']:17.2f} {r['vl_s']:10.2f} {r['floor_s']:8.2f} "
-                    f"{r['vl_s'] / r['floor_s']:10.2f} {r['vl_s'] / r['structure_s']:14.2f} "
-                    f"{r['every_row_floor_s']:17.2f}  {rows}"
-                )
+                measured = measure_vl(graph, backbone, args.vl, args.epochs, Path(tmp))
+                for i, r in enumerate(measured, start=2 if args.epochs > 1 else 1):
+                    rows = ", ".join(f"{m} {n:,.0f} ({r['queries'][m]:,.0f})" for m, n in r["rows"].items())
+                    print(
+                        f"{backbone + ' ' + str(i):9s} {r['structure_s']:17.2f} {r['vl_s']:10.2f} "
+                        f"{r['floor_s']:8.2f} {r['vl_s'] / r['floor_s']:10.2f} "
+                        f"{r['vl_s'] / r['structure_s']:14.2f} {r['every_row_floor_s']:17.2f} "
+                        f"{r['vl_s'] / r['every_row_floor_s']:10.2f}  {rows}"
+                    )
+                if len(measured) > 1:
+                    med = {k: statistics.median(r[k] for r in measured) for k in ("vl_s", "floor_s")}
+                    ratios = {
+                        key: statistics.median(r["vl_s"] / r[key] for r in measured)
+                        for key in ("floor_s", "structure_s", "every_row_floor_s")
+                    }
+                    print(
+                        f"{backbone:9s} median of {len(measured)} epochs: VL {med['vl_s']:.2f} s, "
+                        f"VL / floor {ratios['floor_s']:.2f}, VL / structure {ratios['structure_s']:.2f}, "
+                        f"VL / every-row floor {ratios['every_row_floor_s']:.2f}"
+                    )
             return
         if args.profile:
             for backbone in args.backbones.split(","):
