@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from vlkge.pipeline.synthetic import write_synthetic_graph
+
+from vlkge.cli import log_level
 
 SMALL = [
     "--dim",
@@ -118,3 +121,14 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, args, needle):
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and needle in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("rank", "level"), [(None, logging.INFO), ("0", logging.INFO), ("1", logging.WARNING)]
+)
+def test_only_rank_zero_of_a_multi_process_job_logs_info(monkeypatch, rank, level):
+    if rank is None:
+        monkeypatch.delenv("RANK", raising=False)
+    else:
+        monkeypatch.setenv("RANK", rank)
+    assert log_level() == level

@@ -8,6 +8,7 @@ Every default comes from the parameters (packaged defaults â† ``params.yaml`` â
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -40,9 +41,15 @@ for _verb in (crawl, clean, summary, encode, train, evaluate, predict, zeroshot,
     app.command(_verb.__name__.rsplit(".", 1)[1])(_verb.command)
 
 
+def log_level() -> int:
+    """INFO, but WARNING on the ranks > 0 of a multi-process job (``RANK``, set by torchrun): only
+    rank 0 reports what the job does."""
+    return logging.INFO if os.environ.get("RANK", "0") == "0" else logging.WARNING
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=log_level(), format="%(levelname)s: %(message)s", stream=sys.stderr)
     try:
         app()
     except VlkgeError as exc:
