@@ -110,8 +110,11 @@ class KGEModel(nn.Module):
         return [] if self.prior is None else list(self.prior.parameters())
 
     def entity_rows(self, ids: Tensor, table: Tensor | None = None) -> Tensor:
-        """ids [*] → [*, w]: rows of a batch's ``table``, or of the entity representations."""
-        return self.entity(ids) if table is None else table[ids]
+        """ids [*] → [*, w]: rows of a batch's ``table``, or of the entity representations (a
+        table's by ``index_select``: its backward is an index_add, indexing's a serial index_put)."""
+        if table is None:
+            return self.entity(ids)
+        return table.index_select(0, ids.reshape(-1)).view(*ids.shape, table.shape[-1])
 
     def prior_of(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor | float:
         """The feature prior of triples of global ids [*] (0 without one)."""

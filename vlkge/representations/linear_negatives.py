@@ -67,7 +67,8 @@ class LinearNegatives:
     def __call__(self, queries: Tensor, replacement: Tensor, side: Tensor) -> Tensor:
         reps = self.reps
         entities = self.ids[replacement]  # [B, K] global ids
-        weights = self.weights[replacement]  # [B, K, M]
+        # [B, K, M]; index_select: a learnt fusion's weights get an index_add backward
+        weights = self.weights.index_select(0, replacement.reshape(-1)).view(*replacement.shape, -1)
         out = torch.zeros(replacement.shape, dtype=queries.dtype, device=queries.device)
         for i, m in enumerate(reps.modalities):
             # ⟨q, B_m · part⟩ = ⟨B_mᵀq, part⟩ for a fusion that maps its parts (concat)
