@@ -54,7 +54,7 @@ class KeyedSums:
     def __init__(self, keys: Tensor, weights: Tensor | None = None) -> None:
         """``keys`` [P] (int64 ≥ 0, any order, repeats summed), ``weights`` [P] (default 1)."""
         self.keys, inverse = torch.unique(keys.long(), return_inverse=True)  # sorted
-        weights = torch.ones(len(keys)) if weights is None else weights.float()
+        weights = torch.ones(len(keys), device=keys.device) if weights is None else weights.float()
         self.sums = torch.zeros(len(self.keys), device=keys.device).index_add_(0, inverse, weights)
         wanted = max(1, len(self.keys) * FILTER_SLOTS_PER_KEY)
         self._bits = min(wanted - 1, FILTER_MAX_SLOTS - 1).bit_length()
