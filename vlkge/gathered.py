@@ -105,6 +105,12 @@ class _SampledDot(torch.autograd.Function):
         return grad_q, grad_t, None, None, None
 
 
+def rows_at(table: Tensor, ids: Tensor) -> Tensor:
+    """table [N, w] (or [N, ...]) at ids [*] → [*, w]: by ``index_select``, whose backward is an
+    index_add (indexing's is a serial accumulating index_put, ~10× slower on CPU)."""
+    return table.index_select(0, ids.reshape(-1)).view(*ids.shape, *table.shape[1:])
+
+
 def dot_of_chosen_pairs(
     queries: Tensor, table: Tensor, index: Tensor, side: Tensor, chosen: Tensor
 ) -> Tensor:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from vlkge.config import Config
 from vlkge.features.inputs import EntityInputs
 from vlkge.features.mentions import Mentions
+from vlkge.gathered import rows_at
 from vlkge.interactions import Interaction, make_interaction
 from vlkge.prior import HEAD, TAIL, VOTE_TABLE, FeaturePrior
 from vlkge.representations import (
@@ -110,11 +111,8 @@ class KGEModel(nn.Module):
         return [] if self.prior is None else list(self.prior.parameters())
 
     def entity_rows(self, ids: Tensor, table: Tensor | None = None) -> Tensor:
-        """ids [*] → [*, w]: rows of a batch's ``table``, or of the entity representations (a
-        table's by ``index_select``: its backward is an index_add, indexing's a serial index_put)."""
-        if table is None:
-            return self.entity(ids)
-        return table.index_select(0, ids.reshape(-1)).view(*ids.shape, table.shape[-1])
+        """ids [*] → [*, w]: rows of a batch's ``table``, or of the entity representations."""
+        return self.entity(ids) if table is None else rows_at(table, ids)
 
     def prior_of(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor | float:
         """The feature prior of triples of global ids [*] (0 without one)."""

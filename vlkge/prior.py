@@ -49,6 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from vlkge.features.mentions import Mentions
+from vlkge.gathered import rows_at
 from vlkge.representations.base import BatchRows, EntityRepresentation
 from vlkge.votes import NeighbourVotes
 
@@ -140,7 +141,7 @@ class FeaturePrior(nn.Module):
     def _fit(self, side: int, r: Tensor, units: tuple[Tensor, ...]) -> Tensor:
         """⟨ρˢ_r, x̂⟩ of entities with normalised features ``units`` (each modality's [*, d_m]:
         :meth:`EntityRepresentation.unit_rows`), relations r [*] → [*]."""
-        weights = _blocks(_relation_rows(self.typing[side], r), units)
+        weights = _blocks(rows_at(self.typing[side], r), units)
         return sum(torch.linalg.vecdot(w, unit) for w, unit in zip(weights, units, strict=True))
 
     def _offset(self, side: int, r: Tensor, structured: Tensor) -> Tensor:
@@ -166,7 +167,7 @@ class FeaturePrior(nn.Module):
         structure."""
         units = reps.unit_tables()
         offsets = self._offset(side, r.unsqueeze(1), structured.unsqueeze(0))
-        for weights, unit in zip(_blocks(_relation_rows(self.typing[side], r), units), units, strict=True):
+        for weights, unit in zip(_blocks(rows_at(self.typing[side], r), units), units, strict=True):
             offsets = offsets + weights @ (unit if among is None else unit[among]).T
         return offsets
 
@@ -226,8 +227,7 @@ class FeaturePrior(nn.Module):
             return self.weight[r].unsqueeze(1) * sim + self._mention(JOINT, r.unsqueeze(1), found, voted)
         candidates = self._candidates(reps, side, r, None, reps.structured())
         candidates = candidates + self._mention(ALONE, r.unsqueeze(1), found, voted)
-        new_units = _blocks(reps.unit_of_features(features), reps.unit_tables())
-        given = self._fit(1 - side, r, new_units) + self.unstructured[1 - side, r]
+        given = self._fit(1 - side, r, reps.unit_of_features(features)) + self.unstructured[1 - side, r]
         return self.alone_weight[r].unsqueeze(1) * sim + candidates + given.unsqueeze(1)
 
     def in_batch(self, reps: EntityRepresentation, rows: BatchRows, corrupt_head: Tensor) -> BatchPrior:
@@ -311,12 +311,6 @@ class FeaturePrior(nn.Module):
         negative_heads = torch.where(corrupt_head, gr, gh.unsqueeze(1))
         negative_tails = torch.where(corrupt_head, gt.unsqueeze(1), gr)
         return (gh, gt), (negative_heads, negative_tails)
-
-
-def _relation_rows(table: Tensor, r: Tensor) -> Tensor:
-    """Rows of a per-relation table [R, D] for relations r [*] → [*, D], by ``index_select``: its
-    backward is an index_add, where indexing's is a serial accumulating index_put."""
-    return table.index_select(0, r.reshape(-1)).view(*r.shape, table.shape[-1])
 
 
 def _blocks(x: Tensor, units: tuple[Tensor, ...]) -> tuple[Tensor, ...]:

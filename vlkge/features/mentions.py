@@ -73,8 +73,8 @@ class Mentions:
         self.num_entities = n = num_entities
         self.index = index
         pairs = pairs.long().reshape(-1, 2)
-        self.keys = torch.unique(pairs[:, 0] * n + pairs[:, 1])  # sorted
-        self._lookup = KeyedSums(self.keys)
+        self._lookup = KeyedSums(pairs[:, 0] * n + pairs[:, 1])
+        self.keys = self._lookup.keys  # sorted, distinct
         self._names = Lists(self.keys // n, self.keys % n, n)  # i → the j its text names
         by_named = self.keys % n * n + self.keys // n
         order = torch.sort(by_named).values

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from vlkge.errors import InputError
+from vlkge.gathered import rows_at
 
 #: features that replace cached rows: {modality: (entity ids [k], features [k, d_m])}
 FreshRows = dict[str, tuple[Tensor, Tensor]]
@@ -121,8 +122,7 @@ class EntityRepresentation(nn.Module):
 
     def unit_rows(self, ids: Tensor) -> tuple[Tensor, ...]:
         """Entity ids [*] → :meth:`unit_tables`' rows of those entities, [*, d_m] each."""
-        flat = ids.reshape(-1)
-        return tuple(unit.index_select(0, flat).view(*ids.shape, -1) for unit in self.unit_tables())
+        return tuple(rows_at(unit, ids) for unit in self.unit_tables())
 
     def similarity_in_batch(
         self, rows: BatchRows, corrupt_head: Tensor, ends: tuple[tuple[Tensor, ...], tuple[Tensor, ...]]
@@ -140,8 +140,8 @@ class EntityRepresentation(nn.Module):
         """A new entity's features {m: [B, d_m]} → feature similarity [B, N] with every entity."""
         raise NotImplementedError("no features: no similarity")
 
-    def unit_of_features(self, features: Mapping[str, Tensor]) -> Tensor:
-        """A new entity's features {m: [B, d_m]} → [B, D]: its :meth:`unit_rows` side by side."""
+    def unit_of_features(self, features: Mapping[str, Tensor]) -> tuple[Tensor, ...]:
+        """A new entity's features {m: [B, d_m]} → its normalised rows, as :meth:`unit_rows`."""
         raise NotImplementedError("no features")
 
     def new_entity(self, features: dict[str, Tensor]) -> Tensor:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from vlkge.fusion.base import MaskWeightedFusion
-from vlkge.gathered import dot_of_chosen_pairs, sampled_dot
+from vlkge.gathered import dot_of_chosen_pairs, rows_at, sampled_dot
 from vlkge.modalities import STRUCTURAL
 from vlkge.positions import positions_among
 from vlkge.representations.structural import StructuralEmbedding
@@ -67,8 +67,7 @@ class LinearNegatives:
     def __call__(self, queries: Tensor, replacement: Tensor, side: Tensor) -> Tensor:
         reps = self.reps
         entities = self.ids[replacement]  # [B, K] global ids
-        # [B, K, M]; index_select: a learnt fusion's weights get an index_add backward
-        weights = self.weights.index_select(0, replacement.reshape(-1)).view(*replacement.shape, -1)
+        weights = rows_at(self.weights, replacement)  # [B, K, M]
         out = torch.zeros(replacement.shape, dtype=queries.dtype, device=queries.device)
         for i, m in enumerate(reps.modalities):
             # ⟨q, B_m · part⟩ = ⟨B_mᵀq, part⟩ for a fusion that maps its parts (concat)

@@ -385,8 +385,9 @@ class MultimodalRepresentation(EntityRepresentation):
         have = {m: torch.ones(b, dtype=torch.bool, device=self.mask.device) for m in given}
         return self._similarity_rows(given, have)
 
-    def unit_of_features(self, features: Mapping[str, Tensor]) -> Tensor:
-        """A new entity's features {m: [B, d_m]} → [B, D]: its :meth:`unit_rows` side by side."""
+    def unit_of_features(self, features: Mapping[str, Tensor]) -> tuple[Tensor, ...]:
+        """A new entity's features {m: [B, d_m]} → its normalised rows, [B, d_m] each, as
+        :meth:`unit_rows` (zeros for a modality not given)."""
         b = next(iter(features.values())).shape[0]
         blocks = []
         for m in self.feature_modalities:
@@ -397,7 +398,7 @@ class MultimodalRepresentation(EntityRepresentation):
                 if given is not None
                 else torch.zeros(b, width, device=self.mask.device)
             )
-        return torch.cat(blocks, dim=-1)
+        return tuple(blocks)
 
     def _similarity_rows(
         self, rows: Mapping[str, Tensor], have: Mapping[str, Tensor], among: Tensor | None = None

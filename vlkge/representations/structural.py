@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vlkge.components import INITIALISERS
+from vlkge.gathered import rows_at
 from vlkge.representations.base import EntityRepresentation
 
 
@@ -37,8 +38,7 @@ class StructuralEmbedding(EntityRepresentation):
         """ids [*] → representations [*, width]."""
         if self.sparse:
             return F.embedding(ids, self.weight, sparse=True)
-        # index_select: its backward is an index_add, ~10x faster on CPU than indexing's index_put
-        return self.weight.index_select(0, ids.reshape(-1)).view(*ids.shape, -1)
+        return rows_at(self.weight, ids)
 
     def all(self) -> Tensor:
         """[count, width]: the table itself."""
