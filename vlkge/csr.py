@@ -43,8 +43,10 @@ class Lists:
 FILTER_SLOTS_PER_KEY = 16
 #: the filter's largest size in slots (one byte each); beyond it more absent queries are searched
 FILTER_MAX_SLOTS = 1 << 26
-#: ⌊2³² / φ⌋: multiplicative (Fibonacci) hashing of 31-bit folds of the keys, without overflow
+#: ⌊2³² / φ⌋: multiplicative (Fibonacci) hashing of 31-bit folds of the keys, modulo 2³² (the
+#: product of a fold and this fits in 63 bits: no int64 overflow)
 _FIBONACCI = 2654435769
+_LOW_32 = 0xFFFFFFFF
 
 
 class KeyedSums:
@@ -66,9 +68,11 @@ class KeyedSums:
         return len(self.keys)
 
     def _slot(self, keys: Tensor) -> Tensor:
-        """The filter slot of each key [*] (the top bits of a 63-bit product: no int64 overflow)."""
+        """The filter slot of each key [*]: the top bits of (31-bit fold × ⌊2³²/φ⌋) mod 2³². Taking
+        them from the whole product instead would leave small keys (< 2³¹: WN9-IMG's triples)
+        in the lowest eighth of the slots, and pass 40 % of absent queries, not 5 %."""
         folded = (keys ^ (keys >> 31)) & 0x7FFFFFFF
-        return (folded * _FIBONACCI) >> (63 - self._bits)
+        return ((folded * _FIBONACCI) & _LOW_32) >> (32 - self._bits)
 
     def on(self, device: torch.device) -> KeyedSums:
         """This vector on ``device`` (a copy kept for later calls)."""
