@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.vl_data import IMAGES, UNSEEN, vl_params
+from vlkge import prior as prior_module
 from vlkge.features.inputs import load_entity_inputs
 from vlkge.model import build_model
 from vlkge.neighbours import load_scorer
@@ -53,9 +54,11 @@ def test_similarity_is_the_mean_cosine_over_shared_modalities(tiny):
     assert torch.all(every[torch.arange(len(a)), a] == 0.0)
 
 
-def test_batch_similarities_equal_the_pairwise_ones(tiny):
+@pytest.mark.parametrize("scarce", [False, True])  # photos: the sampled kernel / the pairs that have them
+def test_batch_similarities_equal_the_pairwise_ones(tiny, scarce):
     model = _model(tiny, similarity=1.0)
     reps = model.entity
+    reps.scarce["visual"] = scarce
     torch.manual_seed(1)
     batch = torch.tensor([[0, 0, 1], [2, 1, 0], [9, 0, 10], [12, 1, 12]])  # the last a self-loop
     replacement = torch.randint(0, 23, (4, 6))
@@ -80,7 +83,9 @@ def _typed(model):
     return model
 
 
-def test_batch_priors_equal_the_pairwise_ones(tiny):
+@pytest.mark.parametrize("table_per_pair", [0, 10**6])  # typing read per pair / from the table
+def test_batch_priors_equal_the_pairwise_ones(tiny, monkeypatch, table_per_pair):
+    monkeypatch.setattr(prior_module, "TYPING_TABLE_PER_PAIR", table_per_pair)
     model = _typed(_model(tiny, similarity=0.5, typing=True, votes=0.0))  # votes: tests/test_votes.py
     batch = torch.tensor([[0, 0, 1], [2, 1, UNSEEN], [9, 0, 10], [12, 1, 12]])
     replacement = torch.randint(0, 24, (4, 6))
@@ -98,6 +103,25 @@ def test_batch_priors_equal_the_pairwise_ones(tiny):
         # structure of the two entities
         assert torch.allclose(prior.alone_positive, _alone(model, h, r, t), atol=1e-5)
         assert torch.allclose(prior.alone_negative, _alone(model, heads, rr, tails), atol=1e-5)
+
+
+@pytest.mark.parametrize("scarce", [False, True])  # photos read for every entity / their holders
+def test_batch_typing_from_the_table_has_the_gradients_of_the_sampled_one(tiny, monkeypatch, scarce):
+    model = _typed(_model(tiny, similarity=0.5, typing=True, votes=0.0))
+    model.entity.scarce["visual"] = scarce
+    batch = torch.tensor([[0, 0, 1], [2, 1, UNSEEN], [9, 0, 10], [12, 1, 12]])
+    replacement = torch.randint(0, 24, (4, 6), generator=torch.Generator().manual_seed(3))
+    corrupt_head = torch.rand(4, 6, generator=torch.Generator().manual_seed(4)) < 0.5
+    rows = model.entity.for_batch(batch, replacement)
+    got = []
+    for table_per_pair in (0, 10**6):
+        monkeypatch.setattr(prior_module, "TYPING_TABLE_PER_PAIR", table_per_pair)
+        prior = model.prior.in_batch(model.entity, rows, corrupt_head)
+        weights = torch.linspace(-1, 2, 24).view(4, 6)
+        loss = (prior.alone_negative * weights).sum() + prior.alone_positive.sum()
+        got.append(torch.autograd.grad(loss, model.prior.typing)[0])
+    torch.testing.assert_close(got[0], got[1])
+    assert got[0].abs().sum() > 0
 
 
 def _alone(model, h, r, t):

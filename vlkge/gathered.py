@@ -6,7 +6,8 @@ settings) whose allocation and backward scatter dominate an epoch. Here the pair
 [B·S, N] pattern instead:
 
 - forward: one sampled dense-dense product (SDDMM, ``torch.sparse.sampled_addmm``) over the
-  pattern in CSR form: each pair's dot product, nothing gathered;
+  pattern in CSR form with the entities as its rows (pairs sorted by entity: each table row is read
+  once for all of its pairs): each pair's dot product, nothing gathered;
 - backward: two weighted bag sums (``embedding_bag`` with per-sample weights): the query gradient
   sums the pair gradients times table rows per query row, the table gradient sums them times
   query rows per entity (pairs sorted by entity). No [B, K, w] tensor, no atomic scatter.
@@ -29,79 +30,80 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def _pattern(index: Tensor, side: Tensor, n_side: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Pairs as CSR rows ``b·S + side``: (crow [B·S + 1], order [B, K] of the pairs within each
-    row of ``index`` so that equal sides are contiguous, columns [B·K] in that order)."""
+def _by_entity(index: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """The pairs of ``index`` [B, K] (flat position b·K + k) in entity order: (order [B·K] stable,
+    CSR row offsets [N + 1] of each entity's run in it)."""
+    cols = index.reshape(-1)
+    order = torch.argsort(cols, stable=True)
+    crow = torch.zeros(n + 1, dtype=torch.long, device=index.device)
+    crow[1:] = torch.bincount(cols, minlength=n).cumsum(0)
+    return order, crow
+
+
+def _by_query(index: Tensor, side: Tensor, n_side: int) -> tuple[Tensor, Tensor]:
+    """The pairs in query order, rows ``b·S + side``: (order [B, K] of the pairs within each row
+    of ``index`` so that equal sides are contiguous, CSR row offsets [B·S + 1])."""
     b, k = index.shape
     if n_side == 1:
-        order = torch.arange(k, device=index.device).expand(b, k)
-        cols = index.reshape(-1)
-        crow = torch.arange(0, b * k + 1, k, device=index.device)
-        return crow, order, cols
+        within = torch.arange(k, device=index.device).expand(b, k)
+        return within, torch.arange(0, b * k + 1, k, device=index.device)
     order = torch.sort(side, dim=1, stable=True).indices
-    cols = index.gather(1, order).reshape(-1)
     rows = (torch.arange(b, device=index.device).unsqueeze(1) * n_side + side).reshape(-1)
     crow = torch.zeros(b * n_side + 1, dtype=torch.long, device=index.device)
     crow[1:] = torch.bincount(rows, minlength=b * n_side).cumsum(0)
-    return crow, order, cols
+    return order, crow
 
 
 class _SampledDot(torch.autograd.Function):
     @staticmethod
     def forward(ctx, queries: Tensor, table: Tensor, index: Tensor, side: Tensor, sparse: bool) -> Tensor:
         b, n_side, w = queries.shape
-        crow, order, cols = _pattern(index, side, n_side)
         flat = queries.reshape(b * n_side, w)
+        rows = (torch.arange(b, device=index.device).unsqueeze(1) * n_side + side).reshape(-1)  # [B·K]
+        order, crow = _by_entity(index, table.shape[0])
+        query_of = rows[order]  # the query row of each pair, in entity order
         with warnings.catch_warnings():  # "CSR support is in beta"
             warnings.simplefilter("ignore")
             pattern = torch.sparse_csr_tensor(
                 crow,
-                cols,
-                torch.zeros(cols.numel(), dtype=queries.dtype, device=queries.device),
-                (b * n_side, table.shape[0]),
+                query_of,
+                torch.zeros(query_of.numel(), dtype=queries.dtype, device=queries.device),
+                (table.shape[0], b * n_side),
                 check_invariants=False,
             )
-        values = torch.sparse.sampled_addmm(pattern, flat, table.T, beta=0.0).values()
-        out = torch.empty_like(values).view(index.shape)
-        out.scatter_(1, order, values.view(index.shape))
-        ctx.save_for_backward(queries, table, crow, order, cols)
+        # entity-major: each table row is read once for all of its pairs (2.7× query-major here)
+        values = torch.sparse.sampled_addmm(pattern, table, flat.T, beta=0.0).values()
+        out = torch.empty_like(values).index_copy_(0, order, values).view(index.shape)
+        ctx.save_for_backward(queries, table, index, side, order, crow, query_of)
         ctx.sparse = sparse
         return out
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        queries, table, crow, order, cols = ctx.saved_tensors
+        queries, table, index, side, order, crow, query_of = ctx.saved_tensors
         b, n_side, w = queries.shape
-        weights = grad.contiguous().gather(1, order).reshape(-1)  # in pattern order
         grad_q = grad_t = None
         if ctx.needs_input_grad[0]:
-            grad_q = F.embedding_bag(
-                cols, table, crow[:-1], mode="sum", per_sample_weights=weights.to(table.dtype)
-            ).view(b, n_side, w)
+            # query-major: a bag of table rows per query row
+            within, offsets = _by_query(index, side, n_side)
+            weights = grad.contiguous().gather(1, within).reshape(-1).to(table.dtype)
+            cols = index.gather(1, within).reshape(-1)
+            grad_q = F.embedding_bag(cols, table, offsets[:-1], mode="sum", per_sample_weights=weights)
+            grad_q = grad_q.view(b, n_side, w)
         if ctx.needs_input_grad[1]:
-            rows = torch.repeat_interleave(
-                torch.arange(b * n_side, device=cols.device), crow[1:] - crow[:-1], output_size=cols.numel()
-            )
-            by_entity = torch.argsort(cols, stable=True)
-            entities = cols[by_entity]
-            counts = torch.bincount(entities, minlength=table.shape[0])
+            # entity-major: a bag of query rows per entity
+            weights = grad.reshape(-1)[order]
             flat = queries.reshape(b * n_side, w)
             if ctx.sparse:
+                counts = crow.diff()
                 touched = counts.nonzero().squeeze(1)
-                offsets = torch.zeros_like(touched)
-                offsets[1:] = counts[touched].cumsum(0)[:-1]
-                values = F.embedding_bag(
-                    rows[by_entity], flat, offsets, mode="sum", per_sample_weights=weights[by_entity]
-                )
+                offsets = crow[touched]
+                values = F.embedding_bag(query_of, flat, offsets, mode="sum", per_sample_weights=weights)
                 grad_t = torch.sparse_coo_tensor(
                     touched.unsqueeze(0), values, table.shape, is_coalesced=True, check_invariants=False
                 )
             else:
-                offsets = torch.zeros_like(counts)
-                offsets[1:] = counts.cumsum(0)[:-1]
-                grad_t = F.embedding_bag(
-                    rows[by_entity], flat, offsets, mode="sum", per_sample_weights=weights[by_entity]
-                )
+                grad_t = F.embedding_bag(query_of, flat, crow[:-1], mode="sum", per_sample_weights=weights)
         return grad_q, grad_t, None, None, None
 
 

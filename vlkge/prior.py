@@ -56,6 +56,10 @@ from vlkge.votes import NeighbourVotes
 HEAD, TAIL = 0, 1
 #: the two views of the prior: entities with structure (joint) and the features-only view (alone)
 JOINT, ALONE = 0, 1
+#: a training batch's typing is read from that of every (entity, side, relation) when that has at
+#: most this many entries per sampled pair (one product and a gather beat that many gathered dot
+#: products: benchmarks/README.md), else each pair's is computed
+TYPING_TABLE_PER_PAIR = 4
 #: the buffers holding the votes' neighbour table: ids [N, k], weights [N, k]
 VOTE_TABLE = ("vote_neighbours", "vote_shares")
 #: looked-up mentions of pairs: (M[h, t], M[t, h]), any one shape
@@ -147,6 +151,36 @@ class FeaturePrior(nn.Module):
     def _offset(self, side: int, r: Tensor, structured: Tensor) -> Tensor:
         """βˢ_r for the entities without structure among ``structured`` [*] (0 for the others)."""
         return self.unstructured[side, r] * (~structured).float()
+
+    def _typing_of_all(self, reps: EntityRepresentation) -> Tensor:
+        """⟨ρˢ_r, x̂_e⟩ of every entity e on each side s of every relation r → [N, 2, R]."""
+        sides, relations, width = self.typing.shape
+        return reps.unit_products(self.typing.reshape(sides * relations, width)).view(-1, sides, relations)
+
+    def _batch_typing(
+        self,
+        reps: EntityRepresentation,
+        r: Tensor,
+        ends: tuple[Tensor, Tensor],
+        units: tuple[tuple[Tensor, ...], tuple[Tensor, ...]],
+        replaced: tuple[Tensor, Tensor],
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """A training batch's ⟨ρˢ_r, x̂_e⟩ under r [B]: of its heads and tails [B] (global ids
+        ``ends``, their :meth:`EntityRepresentation.unit_rows` ``units``) and of its replaced
+        entities on their side, ``replaced`` = (global ids [B, K], side [B, K]: 0 head, 1 tail).
+
+        Read from the typing of every (entity, side, relation), one product [N, 2, R], when that
+        has at most :data:`TYPING_TABLE_PER_PAIR` entries per sampled pair; otherwise each pair's
+        is a dot product read in place (a large graph's [2, R, N] would cost more)."""
+        index, side = replaced
+        sides, relations, _ = self.typing.shape
+        if reps.num_entities * sides * relations > TYPING_TABLE_PER_PAIR * index.numel():
+            head, tail = self._fit(HEAD, r, units[0]), self._fit(TAIL, r, units[1])
+            return head, tail, self._fit_sampled(reps, r, index, side)
+        flat = self._typing_of_all(reps).reshape(-1)  # [(e·2 + s)·R + r]
+        head = rows_at(flat, (ends[0] * sides + HEAD) * relations + r)
+        tail = rows_at(flat, (ends[1] * sides + TAIL) * relations + r)
+        return head, tail, rows_at(flat, (index * sides + side) * relations + r.unsqueeze(1))
 
     def _fit_sampled(self, reps: EntityRepresentation, r: Tensor, index: Tensor, side: Tensor) -> Tensor:
         """⟨ρˢ_r, x̂_e⟩ of sampled entities e = ``index`` [B, K] (global ids) on ``side`` [B, K]
@@ -248,12 +282,12 @@ class FeaturePrior(nn.Module):
         negative = negative + self._mention(JOINT, r.unsqueeze(1), found_negative, voted_negative)
         if self.typing is None:
             return BatchPrior(positive, negative, positive, negative)
-        structured, gh, gt = rows.structured, ids[h], ids[t]
-        head = self._fit(HEAD, r, units_h)
-        tail = self._fit(TAIL, r, units_t)
+        structured = rows.structured
         # the replaced entity's fit on its side (0: head, 1: tail)
         side = (~corrupt_head).long()
-        replaced = self._fit_sampled(reps, r, ids[rows.replacement], side)
+        head, tail, replaced = self._batch_typing(
+            reps, r, (gh, gt), (units_h, units_t), (ids[rows.replacement], side)
+        )
         kept = torch.where(corrupt_head, tail.unsqueeze(1), head.unsqueeze(1))
         weight = self.alone_weight[r]
         alone_positive = weight * sim_positive + head + tail

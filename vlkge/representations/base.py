@@ -120,6 +120,11 @@ class EntityRepresentation(nn.Module):
         """⟨queries[b, side[b, k]], x̂_m[index[b, k]]⟩ [B, K] of the unit table of ``modality``."""
         raise NotImplementedError("no features")
 
+    def unit_products(self, queries: Tensor) -> Tensor:
+        """queries [Q, D] (a block [Q, d_m] per feature modality, side by side) → [N, Q]: every
+        entity e's Σ_m ⟨q_m, x̂_m(e)⟩; differentiable in ``queries``."""
+        raise NotImplementedError("no features")
+
     def unit_rows(self, ids: Tensor) -> tuple[Tensor, ...]:
         """Entity ids [*] → :meth:`unit_tables`' rows of those entities, [*, d_m] each."""
         return tuple(rows_at(unit, ids) for unit in self.unit_tables())

@@ -166,27 +166,55 @@ class MultimodalRepresentation(EntityRepresentation):
         self._units[modality] = (key, unit)
         return unit
 
-    def unit_dot_sampled(self, modality: str, queries: Tensor, index: Tensor, side: Tensor) -> Tensor:
+    def unit_dot_sampled(
+        self, modality: str, queries: Tensor, index: Tensor, side: Tensor, pairs: Tensor | None = None
+    ) -> Tensor:
         """out[b, k] = ⟨queries[b, side[b, k]], x̂[index[b, k]]⟩ for the unit table x̂ of ``modality``
         (:meth:`dot_sampled`)."""
-        return self.dot_sampled(modality, self.unit_table(modality), queries, index, side)
+        return self.dot_sampled(modality, self.unit_table(modality), queries, index, side, pairs)
 
     def dot_sampled(
-        self, modality: str, table: Tensor, queries: Tensor, index: Tensor, side: Tensor
+        self,
+        modality: str,
+        table: Tensor,
+        queries: Tensor,
+        index: Tensor,
+        side: Tensor,
+        pairs: Tensor | None = None,
     ) -> Tensor:
         """out[b, k] = ⟨queries[b, side[b, k]], table[index[b, k]]⟩ for a table [N, d_m] of
         ``modality`` (:func:`vlkge.gathered.sampled_dot`: queries [B, S, d_m], index [B, K] entity
         ids, side [B, K] → [B, K]; differentiable in ``queries``). Pairs whose entity lacks the
         modality are 0; for a scarce modality (most entities lack it: images of a few entities)
-        only the others are computed, from their gathered rows."""
+        only the others are computed, from their gathered rows — only those of ``pairs`` [B, K]
+        bool, when given: the caller knows the others are 0 (a query row that is 0)."""
         if not self.scarce[modality]:
             return sampled_dot(queries, table, index, side)
         have = self.mask[:, self.modalities.index(modality)][index]  # [B, K]
-        return dot_of_chosen_pairs(queries, table, index, side, have)
+        return dot_of_chosen_pairs(queries, table, index, side, have if pairs is None else have & pairs)
 
     def unit_tables(self) -> tuple[Tensor, ...]:
         """:meth:`unit_table` of each feature modality, in ``feature_modalities`` order."""
         return tuple(self.unit_table(m) for m in self.feature_modalities)
+
+    def unit_products(self, queries: Tensor) -> Tensor:
+        """queries [Q, D] → [N, Q]: Σ_m ⟨q_m, x̂_m(e)⟩ (one product per modality, entities as its
+        rows: 2–3× faster than queries as rows when Q is small; a scarce modality multiplies only
+        the rows of the entities that have it)."""
+        units = self.unit_tables()
+        blocks = torch.split(queries, [unit.shape[1] for unit in units], dim=1)
+        parts = list(zip(self.feature_modalities, blocks, units, strict=True))
+        out = None  # the full products first: a product into a zero matrix (addmm) costs 2× one
+        for m, block, unit in parts:
+            if not self.scarce[m]:
+                out = unit @ block.T if out is None else out + unit @ block.T
+        if out is None:
+            out = queries.new_zeros(self.num_entities, queries.shape[0])
+        for m, block, unit in parts:
+            if self.scarce[m]:
+                holders = self.mask[:, self.modalities.index(m)].nonzero().squeeze(1)
+                out = out.index_add(0, holders, unit.index_select(0, holders) @ block.T)
+        return out
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """Projections, fusion and imaginary part: every parameter but the structural table's."""
@@ -355,8 +383,9 @@ class MultimodalRepresentation(EntityRepresentation):
             pos_total += torch.linalg.vecdot(unit_h, unit_t)
             pos_count += (have[h] & have[t]).to(pos_total.dtype)
             queries = torch.stack([unit_t, unit_h], dim=1)  # [B, 2, d_m]
-            neg_total += self.unit_dot_sampled(m, queries, replacement, side)
-            neg_count += (have[anchor] & have[replacement]).to(neg_total.dtype)
+            both = have[anchor] & have[replacement]  # [B, K]
+            neg_total += self.unit_dot_sampled(m, queries, replacement, side, both)
+            neg_count += both.to(neg_total.dtype)
         positive = torch.where(h == t, 0.0, pos_total / pos_count.clamp_min(1.0))
         negative = torch.where(replacement == anchor, 0.0, neg_total / neg_count.clamp_min(1.0))
         return positive, negative
