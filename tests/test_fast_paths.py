@@ -3,10 +3,14 @@ gradients), row-wise sparse Adagrad training, and evaluation chunked to a memory
 
 from __future__ import annotations
 
+import platform
+
 import pytest
 import torch
 
+from vlkge import training
 from vlkge.config import load_config
+from vlkge.devices import keep_freed_host_memory
 from vlkge.evaluation import BYTES_PER_SCORE, chunk_rows, evaluate
 from vlkge.gathered import sampled_dot
 from vlkge.optim import RowAdagrad
@@ -63,6 +67,18 @@ def test_sparse_switches_on_only_for_large_tables(demo_graph, tmp_path):
     assert not Trainer(demo_graph, params, tmp_path / "b").model.entity.sparse
     params = params.updated({"train": {"optimizer": "adam", "batch_size": 2}})
     assert not Trainer(demo_graph, params, tmp_path / "c").model.entity.sparse  # Adam: dense
+
+
+def test_training_on_the_cpu_keeps_freed_host_memory(demo_graph, tmp_path, monkeypatch):
+    """The trainer asks the allocator to keep freed blocks (no fresh pages for each step's large
+    tensors: vlkge.devices); glibc, as on this Linux, takes it."""
+    calls = []
+    monkeypatch.setattr(training, "keep_freed_host_memory", lambda: calls.append(True) or True)
+    params = load_config(overrides={"model": {"dim": 8}, "train": {"device": "cpu"}})
+    Trainer(demo_graph, params, tmp_path / "run")
+    assert calls == [True]
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert keep_freed_host_memory()
 
 
 def test_chunk_rows_bounds_memory():

@@ -88,7 +88,7 @@ class KeyedSums:
 
     def _find(self, query: Tensor) -> tuple[Tensor, Tensor]:
         """Flat query keys [Q] → (the queries found [F], their positions in ``keys`` [F])."""
-        maybe = self._filter[self._slot(query)].nonzero().squeeze(1)
+        maybe = self._filter.index_select(0, self._slot(query)).nonzero().squeeze(1)
         wanted = query[maybe]
         at = torch.searchsorted(self.keys, wanted).clamp_max(len(self.keys) - 1)
         found = self.keys[at] == wanted

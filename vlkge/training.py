@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from vlkge.calibration import calibrate_votes
 from vlkge.components import OPTIMIZERS
 from vlkge.config import Config, TrainConfig
-from vlkge.devices import resolve_device
+from vlkge.devices import keep_freed_host_memory, resolve_device
 from vlkge.errors import ConfigError, InputError
 from vlkge.evaluation import evaluate
 from vlkge.features.inputs import EntityInputs, load_entity_inputs
@@ -128,6 +128,8 @@ class Trainer:
         self.spec = config.train
         self.run_dir = Path(run_dir)
         self.device = resolve_device(self.spec.device)
+        if self.device.type == "cpu":
+            keep_freed_host_memory()
         if self.spec.threads:
             torch.set_num_threads(self.spec.threads)
         self.train = graph.split("train")
