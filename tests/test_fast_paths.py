@@ -40,6 +40,22 @@ def test_sampled_dot_matches_gathering(sides, sparse):
         assert torch.autograd.gradcheck(lambda q, t: sampled_dot(q, t, index, side), (queries, table))
 
 
+def test_sampled_dot_reorders_pairs_that_changed_in_place():
+    """The pairs' order is reused for equal pairs (several tables scored over one step's pairs),
+    never for a tensor written into since."""
+    gen = torch.Generator().manual_seed(0)
+    queries, table = torch.randn(4, 2, 3, generator=gen), torch.randn(9, 3, generator=gen)
+    index, side = torch.randint(0, 9, (4, 5), generator=gen), torch.randint(0, 2, (4, 5), generator=gen)
+    for _ in range(2):
+        chosen = queries.gather(1, side.unsqueeze(-1).expand(4, 5, 3))
+        torch.testing.assert_close(sampled_dot(queries, table, index, side), (chosen * table[index]).sum(-1))
+        torch.testing.assert_close(
+            sampled_dot(queries, table, index.clone(), side), (chosen * table[index]).sum(-1)
+        )
+        index.add_(1).remainder_(9)
+        side.sub_(1).abs_()
+
+
 @pytest.mark.parametrize("backbone", ["distmult", "rotate"])
 def test_sparse_rowwise_adagrad_trains_as_dense(demo_graph, tmp_path, backbone):
     params = load_config(

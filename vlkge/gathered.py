@@ -24,13 +24,49 @@ instead of keeping a [B, K, w] tensor (TransE with ``p_norm: 1``); :func:`l1_all
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 
-def _by_entity(index: Tensor, n: int) -> tuple[Tensor, Tensor]:
+class _LastOrder:
+    """The last pair order computed, reused while the pairs are the same (a step scores its sampled
+    pairs against several tables: the structural rows, each feature table, the similarities)."""
+
+    def __init__(self, compute: Callable[..., tuple[Tensor, Tensor]]) -> None:
+        self.compute = compute
+        #: (arguments, result) of the last call, replaced as one (threads may share it)
+        self.last: tuple[tuple, tuple[Tensor, Tensor]] | None = None
+
+    def __call__(self, *args: Tensor | int) -> tuple[Tensor, Tensor]:
+        """``compute(*args)`` for tensors and ints ``args``, from the last call's when they are equal."""
+        last = self.last
+        if last is not None and _equal(args, last[0]):
+            return last[1]
+        value = self.compute(*args)
+        # a copy of the key: the caller may write into its tensors later
+        self.last = (tuple(a.clone() if isinstance(a, Tensor) else a for a in args), value)
+        return value
+
+
+def _equal(args: tuple, key: tuple) -> bool:
+    """Whether two argument tuples hold equal ints and tensors of equal shape and values."""
+    if len(args) != len(key):
+        return False
+    for a, b in zip(args, key, strict=True):
+        if isinstance(a, Tensor):
+            if not isinstance(b, Tensor) or a.shape != b.shape or a.device != b.device:
+                return False
+            if not torch.equal(a, b):
+                return False
+        elif a != b:
+            return False
+    return True
+
+
+def _entity_order(index: Tensor, n: int) -> tuple[Tensor, Tensor]:
     """The pairs of ``index`` [B, K] (flat position b·K + k) in entity order: (order [B·K] stable,
     CSR row offsets [N + 1] of each entity's run in it)."""
     cols = index.reshape(-1)
@@ -40,7 +76,7 @@ def _by_entity(index: Tensor, n: int) -> tuple[Tensor, Tensor]:
     return order, crow
 
 
-def _by_query(index: Tensor, side: Tensor, n_side: int) -> tuple[Tensor, Tensor]:
+def _query_order(index: Tensor, side: Tensor, n_side: int) -> tuple[Tensor, Tensor]:
     """The pairs in query order, rows ``b·S + side``: (order [B, K] of the pairs within each row
     of ``index`` so that equal sides are contiguous, CSR row offsets [B·S + 1])."""
     b, k = index.shape
@@ -52,6 +88,11 @@ def _by_query(index: Tensor, side: Tensor, n_side: int) -> tuple[Tensor, Tensor]
     crow = torch.zeros(b * n_side + 1, dtype=torch.long, device=index.device)
     crow[1:] = torch.bincount(rows, minlength=b * n_side).cumsum(0)
     return order, crow
+
+
+#: the order of a step's pairs, computed once for all the tables scored over them
+_by_entity = _LastOrder(_entity_order)
+_by_query = _LastOrder(_query_order)
 
 
 class _SampledDot(torch.autograd.Function):
