@@ -42,9 +42,9 @@ def keep_freed_host_memory() -> bool:
 
     A training step on the CPU allocates and frees the same large tensors each time (WN9-IMG: a
     [6,555, 768] gradient, 20 MB). Under glibc's defaults whether those are mapped afresh each
-    step depends on the heap's layout: of eight runs of the same VL steps, two touched 5,400 and
+    step depends on the heap's layout: of seven runs of the same VL steps, two touched 5,400 and
     8,800 new pages a step (page faults, each a zeroed page), the others none; with these settings
-    none of eight did. The heap then keeps up to :data:`TRIM_THRESHOLD` of freed memory for the
+    none of seven did. The heap then keeps up to :data:`TRIM_THRESHOLD` of freed memory for the
     rest of the process.
     """
     if not sys.platform.startswith("linux"):
