@@ -153,6 +153,7 @@ def measure_vl(graph, backbone: str, store: str, epochs: int, workdir: Path) -> 
         init(self, reps_, ids, weights)
 
     widths = {m: int(reps.feature_table(m).shape[1]) for m in reps.feature_modalities}
+    out = reps.part_width  # what a projection maps to: d, or a whole complex row (2d) under ``fused``
     measured = []
     for e in range(1, epochs + 1):
         plain_s = plain.train_epoch(e, show=False)["seconds"]
@@ -171,11 +172,11 @@ def measure_vl(graph, backbone: str, store: str, epochs: int, workdir: Path) -> 
             {
                 "structure_s": plain_s,
                 "vl_s": vl_s,
-                "floor_s": projection_floor(rows, widths, 768) + query_floor(queries, widths, 768),
+                "floor_s": projection_floor(rows, widths, out) + query_floor(queries, widths, out),
                 "rows": {m: sum(c) / max(len(c), 1) for m, c in rows.items()},
                 "queries": {m: sum(c) / max(len(c), 1) for m, c in queries.items()},
                 "every_row_floor_s": (
-                    projection_floor(touched, widths, 768) if any(touched.values()) else math.nan
+                    projection_floor(touched, widths, out) if any(touched.values()) else math.nan
                 ),
             }
         )

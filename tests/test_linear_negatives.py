@@ -31,17 +31,18 @@ def _step(model, batch, replacement, corrupt_head, drop, linear):
     return rows, scores, grads
 
 
+@pytest.mark.parametrize("backbone", ["distmult", "complex"])  # complex: whole complex parts (fused)
 @pytest.mark.parametrize("fusion", ["average", "weighted", "concat"])
 @pytest.mark.parametrize("without_structure", ["features", "neutral"])
 @pytest.mark.parametrize("dropped", [False, True])
 @pytest.mark.parametrize(("scarce", "rows_per_query"), [(False, 0.0), (True, 0.0), (False, 1e9)])
 def test_negatives_from_the_parts_equal_those_of_the_fused_rows(
-    tiny, monkeypatch, fusion, without_structure, dropped, scarce, rows_per_query
+    tiny, monkeypatch, backbone, fusion, without_structure, dropped, scarce, rows_per_query
 ):
     """rows_per_query 0: the queries go to each feature space; 1e9: the features are projected."""
     monkeypatch.setattr(linear_negatives, "ROWS_PER_QUERY", rows_per_query)
     graph = tiny
-    params = vl_params(fusion=fusion, without_structure=without_structure)
+    params = vl_params(backbone=backbone, fusion=fusion, without_structure=without_structure)
     torch.manual_seed(0)
     model = build_model(params, graph.num_entities, graph.num_relations, load_entity_inputs(graph, params))
     reps = model.entity
@@ -71,9 +72,9 @@ def test_negatives_from_the_parts_equal_those_of_the_fused_rows(
         torch.testing.assert_close(grads[name].to_dense(), grad.to_dense(), rtol=1e-4, atol=1e-5, msg=name)
 
 
-def test_a_fusion_that_reads_the_parts_and_complex_rows_compute_every_row(tiny):
+def test_a_fusion_that_reads_the_parts_and_derived_imaginary_parts_compute_every_row(tiny):
     graph = tiny
-    for spec in ({"fusion": "attention"}, {"backbone": "complex"}):
+    for spec in ({"fusion": "attention"}, {"backbone": "complex", "imaginary": "projection"}):
         params = vl_params(**spec)
         model = build_model(
             params, graph.num_entities, graph.num_relations, load_entity_inputs(graph, params)

@@ -275,12 +275,12 @@ class MultimodalRepresentation(EntityRepresentation):
         and replacement [B, K] renumbered into its rows. ``fresh``: re-encodes the positives'
         entities (fine-tuning); ``drop``: which of the U entities lose their structure
         (``train.structure_dropout``). ``linear`` (the caller scores candidates by a dot product)
-        with a fusion that weighs its parts by the mask alone and real rows: only the batch's own
-        heads and tails get rows (numbered first), the replacements are scored by
-        :class:`LinearNegatives`."""
-        factorised = (
-            linear and fresh is None and self.factor == 1 and isinstance(self.fusion, MaskWeightedFusion)
-        )
+        with a fusion that weighs its parts by the mask alone and parts that are whole rows (real,
+        or complex under ``model.imaginary: fused``): only the batch's own heads and tails get rows
+        (numbered first), the replacements are scored by :class:`LinearNegatives`."""
+        # the fused row is Σ_m w_m·part_m over whole rows: real ones, or complex ones (``fused``)
+        whole_parts = self.part_width == self.factor * self.dim
+        factorised = linear and fresh is None and whole_parts and isinstance(self.fusion, MaskWeightedFusion)
         ids, batch, replacement = renumber_entities(batch, replacement, ends_first=factorised)
         fresh_rows = None if fresh is None else fresh(ids[torch.cat([batch[:, 0], batch[:, 2]])])
         dropped = None if drop is None else drop(len(ids))
