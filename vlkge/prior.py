@@ -272,7 +272,7 @@ class FeaturePrior(nn.Module):
         units_h, units_t = reps.unit_rows(ids[h]), reps.unit_rows(ids[t])  # gathered once
         sim_positive, sim_negative = reps.similarity_in_batch(rows, corrupt_head, (units_h, units_t))
         found_positive = found_negative = voted_positive = voted_negative = None
-        (gh, gt), (nh, nt) = self._batch_pairs(ids, h, t, rows.replacement, corrupt_head)
+        (gh, gt), (nh, nt) = self._batch_pairs(ids, h, t, rows.replaced_ids, corrupt_head)
         if self.mentions is not None:
             found_positive, found_negative = self._mentioned(gh, gt), self._mentioned(nh, nt)
         if self.votes is not None:
@@ -286,7 +286,7 @@ class FeaturePrior(nn.Module):
         # the replaced entity's fit on its side (0: head, 1: tail)
         side = (~corrupt_head).long()
         head, tail, replaced = self._batch_typing(
-            reps, r, (gh, gt), (units_h, units_t), (ids[rows.replacement], side)
+            reps, r, (gh, gt), (units_h, units_t), (rows.replaced_ids, side)
         )
         kept = torch.where(corrupt_head, tail.unsqueeze(1), head.unsqueeze(1))
         weight = self.alone_weight[r]
@@ -300,7 +300,7 @@ class FeaturePrior(nn.Module):
         calibrated = alone_positive + offset[HEAD] * (~structured[h]) + offset[TAIL] * (~structured[t])
         kept_structured = torch.where(corrupt_head, structured[t].unsqueeze(1), structured[h].unsqueeze(1))
         kept_offset = torch.where(corrupt_head, offset[TAIL].unsqueeze(1), offset[HEAD].unsqueeze(1))
-        replaced_structured = structured[rows.replacement]
+        replaced_structured = rows_at(structured, rows.replacement)
         calibrated_negative = (
             alone_negative
             + kept_offset * (~kept_structured)
@@ -324,7 +324,7 @@ class FeaturePrior(nn.Module):
         """(fwd, bwd) of a batch's positives [B] and negatives [B, K] from their global ids; an
         entity whose structure the batch dropped has no triples to vote with, as at test time."""
         seen = rows.structured if rows.structured is not None else torch.ones(len(ids), dtype=torch.bool)
-        h, t, replaced = seen[rows.batch[:, 0]], seen[rows.batch[:, 2]], seen[rows.replacement]
+        h, t, replaced = seen[rows.batch[:, 0]], seen[rows.batch[:, 2]], rows_at(seen, rows.replacement)
         r = rows.batch[:, 1]
         negative_h_seen = torch.where(corrupt_head, replaced, h.unsqueeze(1))
         negative_t_seen = torch.where(corrupt_head, t.unsqueeze(1), replaced)
@@ -337,11 +337,12 @@ class FeaturePrior(nn.Module):
 
     @staticmethod
     def _batch_pairs(
-        ids: Tensor, h: Tensor, t: Tensor, replacement: Tensor, corrupt_head: Tensor
+        ids: Tensor, h: Tensor, t: Tensor, replaced: Tensor, corrupt_head: Tensor
     ) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
         """Global (head, tail) ids of a batch's positives [B] and sampled negatives [B, K] from
-        positions in its rows (``ids`` [U] their global ids)."""
-        gh, gt, gr = ids[h], ids[t], ids[replacement]
+        the positions h, t [B] in its rows (``ids`` [U] their global ids) and the global ids of
+        the replaced entities ``replaced`` [B, K]."""
+        gh, gt, gr = ids[h], ids[t], replaced
         negative_heads = torch.where(corrupt_head, gr, gh.unsqueeze(1))
         negative_tails = torch.where(corrupt_head, gt.unsqueeze(1), gr)
         return (gh, gt), (negative_heads, negative_tails)

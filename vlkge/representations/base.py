@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor, nn
@@ -54,7 +55,12 @@ class BatchRows:
 
     def global_ids(self, local: Tensor) -> Tensor:
         """Positions in ``table`` → entity ids of the graph."""
-        return local if self.ids is None else self.ids[local]
+        return local if self.ids is None else rows_at(self.ids, local)
+
+    @cached_property
+    def replaced_ids(self) -> Tensor:
+        """[B, K]: the entity ids of ``replacement`` (gathered once for whoever reads them)."""
+        return self.global_ids(self.replacement)
 
 
 class EntityRepresentation(nn.Module):

@@ -66,7 +66,7 @@ class LinearNegatives:
 
     def __call__(self, queries: Tensor, replacement: Tensor, side: Tensor) -> Tensor:
         reps = self.reps
-        entities = self.ids[replacement]  # [B, K] global ids
+        entities = rows_at(self.ids, replacement)  # [B, K] global ids
         weights = rows_at(self.weights, replacement)  # [B, K, M]
         out = torch.zeros(replacement.shape, dtype=queries.dtype, device=queries.device)
         for i, m in enumerate(reps.modalities):
@@ -98,5 +98,5 @@ class LinearNegatives:
             return dots
         holders = have.nonzero().squeeze(1)  # positions in ids
         projected = projection(reps.feature_table(modality)[self.ids[holders]])  # [U_m, d]
-        slot = positions_among(holders, len(have))[replacement]  # [B, K]: row in projected, or -1
+        slot = rows_at(positions_among(holders, len(have)), replacement)  # [B, K]: row in projected, or -1
         return dot_of_chosen_pairs(queries, projected, slot, side, slot >= 0)

@@ -43,7 +43,7 @@ from vlkge.errors import InputError
 from vlkge.features.inputs import EntityInputs
 from vlkge.fusion import make_fusion
 from vlkge.fusion.base import MaskWeightedFusion
-from vlkge.gathered import dot_of_chosen_pairs, sampled_dot
+from vlkge.gathered import dot_of_chosen_pairs, rows_at, sampled_dot
 from vlkge.modalities import FEATURE_MODALITIES, STRUCTURAL
 from vlkge.representations.base import BatchRows, Drop, EntityRepresentation, Fresh, FreshRows
 from vlkge.representations.linear_negatives import LinearNegatives
@@ -190,7 +190,7 @@ class MultimodalRepresentation(EntityRepresentation):
         bool, when given: the caller knows the others are 0 (a query row that is 0)."""
         if not self.scarce[modality]:
             return sampled_dot(queries, table, index, side)
-        have = self.mask[:, self.modalities.index(modality)][index]  # [B, K]
+        have = rows_at(self.mask[:, self.modalities.index(modality)], index)  # [B, K]
         return dot_of_chosen_pairs(queries, table, index, side, have if pairs is None else have & pairs)
 
     def unit_tables(self) -> tuple[Tensor, ...]:
@@ -372,7 +372,7 @@ class MultimodalRepresentation(EntityRepresentation):
         place from the unit tables (the pairs are dot products of the sampled kernel). The
         features are frozen, so no gradient flows here (the prior's weights get theirs)."""
         h, t = rows.global_ids(rows.batch[:, 0]), rows.global_ids(rows.batch[:, 2])
-        replacement = rows.global_ids(rows.replacement)
+        replacement = rows.replaced_ids
         anchor = torch.where(corrupt_head, t.unsqueeze(1), h.unsqueeze(1))
         side = (~corrupt_head).long()  # 1: the tail is replaced, compare with the head
         pos_total = torch.zeros(len(h), device=h.device)
@@ -383,7 +383,7 @@ class MultimodalRepresentation(EntityRepresentation):
             pos_total += torch.linalg.vecdot(unit_h, unit_t)
             pos_count += (have[h] & have[t]).to(pos_total.dtype)
             queries = torch.stack([unit_t, unit_h], dim=1)  # [B, 2, d_m]
-            both = have[anchor] & have[replacement]  # [B, K]
+            both = rows_at(have, anchor) & rows_at(have, replacement)  # [B, K]
             neg_total += self.unit_dot_sampled(m, queries, replacement, side, both)
             neg_count += both.to(neg_total.dtype)
         positive = torch.where(h == t, 0.0, pos_total / pos_count.clamp_min(1.0))
