@@ -15,7 +15,8 @@ FLOPs: 2 directions × queries × N candidates × 2·w.
 structural,visual,textual`` over the graph's feature store STORE: average fusion, feature prior
 with text mentions): per backbone the structure-only epoch, the VL epoch, and the matmul floor of the
 projections that epoch must compute — per step and modality, the forward product of the batch's
-distinct entities' features [U_m, d_m] with the projection and its weight gradient (the features
+distinct entities' features [U_m, d_m] with the projection (to the part width: d, or a whole
+complex row of 2d under ``model.imaginary: fused``) and its weight gradient (the features
 are frozen: no input gradient), timed alone on matrices of the same shapes in the same run; under
 a dot-product backbone, whose negatives are scored from the parts, also the products that take the
 queries to each feature space. "every-row floor": the projections of every entity a step touches,
