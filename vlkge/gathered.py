@@ -66,6 +66,11 @@ def _equal(args: tuple, key: tuple) -> bool:
     return True
 
 
+def _chosen_rows(b: int, n_side: int, side: Tensor) -> Tensor:
+    """[B, K] rows of the flattened [B·S, w] queries that each pair compares."""
+    return torch.arange(b, device=side.device).unsqueeze(1) * n_side + side
+
+
 def _entity_order(index: Tensor, n: int) -> tuple[Tensor, Tensor]:
     """The pairs of ``index`` [B, K] (flat position b·K + k) in entity order: (order [B·K] stable,
     CSR row offsets [N + 1] of each entity's run in it)."""
@@ -84,7 +89,7 @@ def _query_order(index: Tensor, side: Tensor, n_side: int) -> tuple[Tensor, Tens
         within = torch.arange(k, device=index.device).expand(b, k)
         return within, torch.arange(0, b * k + 1, k, device=index.device)
     order = torch.sort(side, dim=1, stable=True).indices
-    rows = (torch.arange(b, device=index.device).unsqueeze(1) * n_side + side).reshape(-1)
+    rows = _chosen_rows(b, n_side, side).reshape(-1)
     crow = torch.zeros(b * n_side + 1, dtype=torch.long, device=index.device)
     crow[1:] = torch.bincount(rows, minlength=b * n_side).cumsum(0)
     return order, crow
@@ -100,7 +105,7 @@ class _SampledDot(torch.autograd.Function):
     def forward(ctx, queries: Tensor, table: Tensor, index: Tensor, side: Tensor, sparse: bool) -> Tensor:
         b, n_side, w = queries.shape
         flat = queries.reshape(b * n_side, w)
-        rows = (torch.arange(b, device=index.device).unsqueeze(1) * n_side + side).reshape(-1)  # [B·K]
+        rows = _chosen_rows(b, n_side, side).reshape(-1)  # [B·K]
         order, crow = _by_entity(index, table.shape[0])
         query_of = rows[order]  # the query row of each pair, in entity order
         with warnings.catch_warnings():  # "CSR support is in beta"
@@ -181,11 +186,6 @@ def sampled_dot(queries: Tensor, table: Tensor, index: Tensor, side: Tensor, spa
 
 #: floats of one chunk's [c, K, w] differences in :func:`sampled_l1` (4 MiB: cache-sized)
 L1_CHUNK_FLOATS = 2**20
-
-
-def _chosen_rows(b: int, n_side: int, side: Tensor) -> Tensor:
-    """[B, K] rows of the flattened [B·S, w] queries that each pair compares."""
-    return torch.arange(b, device=side.device).unsqueeze(1) * n_side + side
 
 
 class _SampledL1(torch.autograd.Function):

@@ -269,10 +269,10 @@ class FeaturePrior(nn.Module):
         r = rows.batch[:, 1]
         h, t = rows.batch[:, 0], rows.batch[:, 2]
         ids = rows.ids if rows.ids is not None else torch.arange(reps.num_entities, device=r.device)
-        units_h, units_t = reps.unit_rows(ids[h]), reps.unit_rows(ids[t])  # gathered once
+        (gh, gt), (nh, nt) = self._batch_pairs(ids, h, t, rows.replaced_ids, corrupt_head)
+        units_h, units_t = reps.unit_rows(gh), reps.unit_rows(gt)  # gathered once
         sim_positive, sim_negative = reps.similarity_in_batch(rows, corrupt_head, (units_h, units_t))
         found_positive = found_negative = voted_positive = voted_negative = None
-        (gh, gt), (nh, nt) = self._batch_pairs(ids, h, t, rows.replaced_ids, corrupt_head)
         if self.mentions is not None:
             found_positive, found_negative = self._mentioned(gh, gt), self._mentioned(nh, nt)
         if self.votes is not None:
